@@ -1,0 +1,12 @@
+from rest_framework import pagination
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class CursorPagination(pagination.CursorPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    ordering = "-created_at"

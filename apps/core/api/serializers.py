@@ -1,0 +1,34 @@
+"""Serializer helpers shared by the apps."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.core.crypto import mask_secret
+
+
+class OrgScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related field that only accepts objects of the request's organisation.
+
+    An id of another organisation's object is reported exactly like a missing one.
+    """
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        org = self.context.get("org")
+        if org is None:
+            return queryset.none()
+        return queryset.filter(org=org)
+
+
+class SecretField(serializers.CharField):
+    """Write-only plaintext in, masked value out (``sk-...abcd``)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("trim_whitespace", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return mask_secret(value)

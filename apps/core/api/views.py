@@ -1,0 +1,74 @@
+"""The organisation-scoped API base classes every app's views inherit."""
+
+from __future__ import annotations
+
+from rest_framework import mixins, viewsets
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.views import APIView
+
+from apps.core.permissions import HasViewRole
+from apps.core.tenancy import resolve_request_org
+from apps.orgs.models import Role
+
+
+class OrgScopedMixin:
+    """Resolves the active organisation once per request, before permissions are checked.
+
+    Unauthenticated requests skip resolution so that authentication answers 401 first.
+    """
+
+    read_role: str = Role.VIEWER
+    write_role: str = Role.AGENT
+    action_roles: dict[str, str] = {}
+    permission_classes = [IsAuthenticated, HasViewRole]
+
+    def initial(self, request, *args, **kwargs):
+        self.perform_authentication(request)
+        if request.user and request.user.is_authenticated:
+            resolve_request_org(request)
+        super().initial(request, *args, **kwargs)
+
+
+class OrgScopedAPIView(OrgScopedMixin, APIView):
+    """A plain API view in the active organisation."""
+
+
+class OrgScopedGenericViewSet(OrgScopedMixin, viewsets.GenericViewSet):
+    """Every queryset is filtered by ``request.org``; narrow further in ``scope_queryset()``.
+
+    Creates save with ``org=request.org``. Another organisation's object answers 404.
+    """
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):
+            return queryset.none()
+        return self.scope_queryset(queryset.filter(org=self.request.org))
+
+    def scope_queryset(self, queryset):
+        return queryset
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["org"] = getattr(self.request, "org", None)
+        return context
+
+    def perform_create(self, serializer):
+        serializer.save(org=self.request.org)
+
+
+class OrgScopedViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    OrgScopedGenericViewSet,
+):
+    """CRUD in the active organisation."""
+
+
+class OrgScopedReadOnlyViewSet(
+    mixins.RetrieveModelMixin, mixins.ListModelMixin, OrgScopedGenericViewSet
+):
+    """Read-only in the active organisation."""

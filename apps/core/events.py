@@ -1,0 +1,16 @@
+"""Domain events other code can subscribe to (Django signals, sent after commit by services).
+
+They decouple the apps: billing announces a threshold, WeChat accounts a status change; the
+notification and monitoring code listens without the sender importing it.
+"""
+
+from django.dispatch import Signal
+
+# kwargs: org_id, budget_id, threshold (int percent), period (str "YYYY-MM"), used, limit
+budget_threshold_crossed = Signal()
+# kwargs: org_id, account_id, from_status, to_status, reason
+account_status_changed = Signal()
+# kwargs: org_id, conversation_id, reason, assignee_id
+conversation_handed_off = Signal()
+# kwargs: org_id, alert_id
+alert_raised = Signal()

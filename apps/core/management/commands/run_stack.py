@@ -1,0 +1,93 @@
+"""Run the whole product in the foreground: Daphne, a Celery worker, beat (and the simulators).
+
+Used by `make run`. Children share the same Redis (the embedded one when REDIS_URL is unset)
+and database. Ctrl-C (SIGINT) or SIGTERM stops all of them cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from apps.core import embedded_redis
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed the demo organisation, and run Daphne + Celery worker + beat."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--no-simulators", action="store_true")
+        parser.add_argument("--concurrency", type=int, default=2)
+
+    def handle(self, *args, host, port, no_simulators, concurrency, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("compilemessages_if_needed")
+        call_command("seed_demo")
+        env = {**os.environ, "REDIS_URL": settings.REDIS_URL}
+        env.setdefault("DJANGO_SETTINGS_MODULE", os.environ["DJANGO_SETTINGS_MODULE"])
+        python = sys.executable
+        commands = {
+            "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
+            "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
+                       "--concurrency", str(concurrency)],
+            "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "INFO"],
+        }
+        if not no_simulators and _simulators_available():
+            commands["simulators"] = [python, "manage.py", "simulate"]
+        children: dict[str, subprocess.Popen] = {}
+        stopping = False
+
+        def stop(*_args):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        for name, cmd in commands.items():
+            children[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)
+        base = f"http://{host}:{port}"
+        self.stdout.write(self.style.SUCCESS(
+            f"\nRunning: {', '.join(children)}\n"
+            f"  Admin:     {base}/admin/\n  API docs:  {base}/api/docs/\n"
+            f"  Health:    {base}/healthz  {base}/readyz\n  Press Ctrl-C to stop.\n"
+        ))
+        exit_code = 0
+        try:
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with {child.returncode}; stopping.")
+                        exit_code = child.returncode or 1
+                        stopping = True
+                        break
+                time.sleep(0.5)
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for child in children.values():
+                try:
+                    child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            if not os.environ.get("REDIS_URL"):
+                embedded_redis.stop(settings.VAR_DIR)
+            self.stdout.write("Stopped.")
+        if exit_code:
+            sys.exit(exit_code)
+
+
+def _simulators_available() -> bool:
+    from django.core.management import get_commands
+
+    return "simulate" in get_commands()

@@ -1,0 +1,84 @@
+"""The one push helper: publish an event to a user, a conversation, an organisation or the
+monitor group, from views, services (after commit) and Celery workers alike.
+
+Pushes are hints; the database is the truth. A push never raises into its caller: when the
+channel layer (Redis) is briefly unavailable the failure is logged and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+# Counted here so /metrics and tests can read it without importing Prometheus.
+push_failures = 0
+
+# The channel-layer message type every consumer handles (method ``realtime_event``).
+CHANNEL_MESSAGE_TYPE = "realtime.event"
+
+
+def group_for_org(org_id: int) -> str:
+    return f"org.{org_id}.all"
+
+
+def group_for_user(org_id: int, user_id: int) -> str:
+    return f"org.{org_id}.user.{user_id}"
+
+
+def group_for_conversation(org_id: int, conversation_id: int) -> str:
+    return f"org.{org_id}.conversation.{conversation_id}"
+
+
+def group_for_conversations(org_id: int) -> str:
+    """Everyone watching the whole inbox of an organisation."""
+    return f"org.{org_id}.conversations"
+
+
+def group_for_monitor(org_id: int) -> str:
+    return f"org.{org_id}.monitor"
+
+
+def make_envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The wire envelope ``{"type", "data", "ts", "id"}``; data made JSON-safe here."""
+    import json
+
+    safe = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    return {
+        "type": event_type,
+        "data": safe,
+        "ts": timezone.now().isoformat(),
+        "id": uuid.uuid4().hex,
+    }
+
+
+def push(event_type: str, data: dict[str, Any], *, groups: list[str]) -> bool:
+    """Send one event to each group now. Returns False (never raises) when delivery failed."""
+    global push_failures
+    envelope = make_envelope(event_type, data)
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            return False
+        for group in groups:
+            async_to_sync(layer.group_send)(
+                group, {"type": CHANNEL_MESSAGE_TYPE, "event": envelope}
+            )
+    except Exception:  # noqa: BLE001 - a push must never break the caller's work.
+        push_failures += 1
+        logger.warning("Realtime push of %s to %s failed", event_type, groups, exc_info=True)
+        return False
+    return True
+
+
+def push_on_commit(event_type: str, data: dict[str, Any], *, groups: list[str]) -> None:
+    """Push once the current transaction commits (immediately outside a transaction)."""
+    transaction.on_commit(lambda: push(event_type, data, groups=groups))

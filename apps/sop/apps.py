@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class SopConfig(AppConfig):
+    name = "apps.sop"
+    label = "sop"
+    verbose_name = _("SOP campaigns")

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class WechatAccountsConfig(AppConfig):
+    name = "apps.wechat_accounts"
+    label = "wechat_accounts"
+    verbose_name = _("WeChat accounts")

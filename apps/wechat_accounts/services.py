@@ -1,0 +1,1 @@
+"""Services of the wechat_accounts app."""

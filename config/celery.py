@@ -1,0 +1,11 @@
+"""The Celery application: JSON only, late acks, time limits, database beat scheduler."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+app = Celery("sales_assistant")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
