@@ -1,0 +1,201 @@
+"""Platform-neutral interface for WeChat automation platforms (GeWe, E云管家).
+
+``device_id`` is the platform's handle for one logged-in WeChat "device": GeWe ``appId``
+(stable across re-logins, reuse it) or E云 ``wId`` (changes on every login, store the new one).
+All platform message ids and 64-bit ids are strings.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import HttpClient
+from .errors import NotSupported
+
+
+@dataclass(frozen=True)
+class LoginQr:
+    """A login QR: show ``qr_image`` (data URL) or render ``qr_data``/``qr_url``."""
+
+    device_id: str
+    uuid: str | None
+    qr_data: str | None = None
+    qr_image: str | None = None
+    expires_in: int | None = None
+
+
+@dataclass(frozen=True)
+class LoginStatus:
+    """``state`` is one of ``waiting`` (not scanned), ``scanned`` (confirm on phone),
+    ``logged_in`` or ``expired`` (request a new QR with the same device id)."""
+
+    state: str
+    device_id: str
+    wxid: str | None = None
+    nickname: str | None = None
+    expires_in: int | None = None
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    to: str
+    msg_id: str
+    new_msg_id: str
+    create_time: int
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class ContactList:
+    friends: list[str]
+    chatrooms: list[str]
+    ghs: list[str]
+
+
+@dataclass(frozen=True)
+class Contact:
+    wxid: str
+    nickname: str = ""
+    remark: str = ""
+    alias: str = ""
+    sex: int | None = None
+    avatar_url: str = ""
+    label_ids: list[str] = field(default_factory=list)
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    wxid: str
+    nickname: str = ""
+    display_name: str = ""
+    inviter: str = ""
+
+
+@dataclass(frozen=True)
+class Label:
+    label_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Moment:
+    moment_id: str
+    wxid: str
+    nickname: str = ""
+    create_time: int = 0
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class MomentPage:
+    items: list[Moment]
+    max_id: str
+    first_page_md5: str
+
+
+def id_str(value: Any) -> str:
+    """Ids to strings without ever passing through float (JSON ints above 2^53)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        raise ValueError("id arrived as a float; precision already lost")
+    return str(value)
+
+
+def chunks(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+class WeChatPlatformClient(HttpClient, ABC):
+    """Operations every WeChat platform client offers.
+
+    ``supports_moments`` tells callers whether ``post_moment_text``/``list_moments`` work.
+    Sending ops are not idempotent: they are retried only when the request never left.
+    """
+
+    supports_moments = False
+
+    @abstractmethod
+    def set_callback(self, url: str) -> None: ...
+
+    @abstractmethod
+    def get_login_qr(self, device_id: str | None = None, *, wxid: str | None = None) -> LoginQr:
+        """Create (``device_id`` None) or refresh a login QR. E云 needs the account ``wxid``
+        on re-login; GeWe needs the old ``device_id``."""
+
+    @abstractmethod
+    def check_login(self, device_id: str, uuid: str | None = None) -> LoginStatus: ...
+
+    @abstractmethod
+    def reconnect(self, device_id: str) -> LoginStatus: ...
+
+    @abstractmethod
+    def dialog_login(self, device_id: str, *, wxid: str | None = None) -> LoginQr:
+        """ "Confirm on phone" re-login; poll ``check_login`` with the returned ids."""
+
+    @abstractmethod
+    def logout(self, device_id: str) -> None: ...
+
+    @abstractmethod
+    def is_online(self, device_id: str) -> bool: ...
+
+    @abstractmethod
+    def send_text(
+        self, device_id: str, to: str, text: str, at: Sequence[str] | None = None
+    ) -> SentMessage:
+        """Send text. In groups ``at`` lists wxids to mention; ``text`` must itself contain
+        the ``@nickname`` text (GeWe ends each mention with U+2005)."""
+
+    @abstractmethod
+    def send_image(self, device_id: str, to: str, image_url: str) -> SentMessage: ...
+
+    @abstractmethod
+    def send_file(self, device_id: str, to: str, file_url: str, file_name: str) -> SentMessage: ...
+
+    @abstractmethod
+    def send_link(
+        self, device_id: str, to: str, *, title: str, description: str, url: str, thumb_url: str
+    ) -> SentMessage: ...
+
+    @abstractmethod
+    def send_voice(
+        self, device_id: str, to: str, voice_url: str, duration_ms: int
+    ) -> SentMessage: ...
+
+    @abstractmethod
+    def list_contacts(self, device_id: str) -> ContactList: ...
+
+    @abstractmethod
+    def get_contacts_brief(self, device_id: str, wxids: Sequence[str]) -> list[Contact]: ...
+
+    @abstractmethod
+    def get_contacts_detail(self, device_id: str, wxids: Sequence[str]) -> list[Contact]: ...
+
+    @abstractmethod
+    def list_group_members(self, device_id: str, chatroom_id: str) -> list[GroupMember]: ...
+
+    @abstractmethod
+    def accept_friend(self, device_id: str, *, v3: str, v4: str, scene: int) -> None:
+        """Accept a friend request using the ids from its callback (E云: v1/v2)."""
+
+    @abstractmethod
+    def add_contact(
+        self, device_id: str, *, v3: str, v4: str, scene: int, content: str = ""
+    ) -> None: ...
+
+    @abstractmethod
+    def list_labels(self, device_id: str) -> list[Label]: ...
+
+    @abstractmethod
+    def add_label(self, device_id: str, name: str) -> Label: ...
+
+    def post_moment_text(self, device_id: str, content: str) -> Moment:
+        raise NotSupported(f"{self.service} client has no Moments support")
+
+    def list_moments(self, device_id: str, max_id: str = "0") -> MomentPage:
+        raise NotSupported(f"{self.service} client has no Moments support")

@@ -1,0 +1,1 @@
+"""Local HTTP simulators of the external providers (see ``runner.start_simulators``)."""
