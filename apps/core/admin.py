@@ -11,6 +11,8 @@ ADMIN_ROLES = (Role.OWNER, Role.ADMIN, Role.MANAGER)
 
 def admin_org_ids(user) -> list[int]:
     """Organisations whose rows a staff user may see in the admin (owner/admin/manager)."""
+    if not user.is_authenticated:
+        return []
     return list(
         Membership.objects.filter(user=user, role__in=ADMIN_ROLES).values_list("org_id", flat=True)
     )

@@ -65,3 +65,8 @@ def test_superuser_sees_everything(client, org, other_org, outsider):
     client.force_login(admin)
     page = client.get("/admin/orgs/membership/").content.decode()
     assert outsider.email in page
+
+
+def test_admin_login_page_renders_for_anonymous(client):
+    assert client.get("/admin/login/").status_code == 200
+    assert client.get("/admin/").status_code == 302
