@@ -11,6 +11,9 @@ from apps.orgs.models import Role
 from tests.accounts.factories import UserFactory
 from tests.orgs.factories import MembershipFactory, OrganizationFactory
 
+# Running provider simulators (``simulators`` fixture) for any test; see the module.
+pytest_plugins = ["tests.fixtures_simulators"]
+
 
 @pytest.fixture(autouse=True)
 def _clean_redis():

@@ -182,6 +182,8 @@ class AIApp(OrgScopedModel):
     extra = models.JSONField(_("extra settings"), default=dict, blank=True)
     last_checked_at = models.DateTimeField(_("last checked at"), null=True, blank=True)
     last_check_ok = models.BooleanField(_("last check ok"), null=True, blank=True)
+    last_check_detail = models.CharField(_("last check detail"), max_length=300, blank=True)
+    last_latency_ms = models.PositiveIntegerField(_("last latency (ms)"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("AI app")
@@ -217,8 +219,16 @@ class IntegrationCall(models.Model):
         GEWE = "gewe", _("GeWe")
         ECLOUD = "ecloud", _("E云管家")
         OPENAI = "openai", _("OpenAI-compatible")
+        DASHSCOPE = "dashscope", _("DashScope (OpenAI-compatible)")
         FASTGPT = "fastgpt", _("FastGPT")
         DIFY = "dify", _("Dify")
+
+    # The call-log services of each AIApp provider (DashScope logs as its own service).
+    AI_SERVICES = {
+        "openai": ("openai", "dashscope"),
+        "fastgpt": ("fastgpt",),
+        "dify": ("dify",),
+    }
 
     org = models.ForeignKey(
         "orgs.Organization",

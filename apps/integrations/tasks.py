@@ -1,1 +1,28 @@
-"""Tasks of the integrations app."""
+"""Tasks of the integrations app (thin: each calls one service)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(time_limit=600, soft_time_limit=540)
+def integration_call_prune() -> int:
+    """Daily: delete call-log rows past ``INTEGRATION_CALL_RETENTION_DAYS`` (idempotent)."""
+    from apps.integrations import services
+
+    return services.integration_call_prune()
+
+
+@shared_task(time_limit=300, soft_time_limit=240)
+def connection_test(*, org_id: int, connection_id: int) -> bool | None:
+    """Check one connection live and store its status; a missing row is a no-op."""
+    from apps.integrations import services
+    from apps.orgs.models import Organization
+
+    org = Organization.objects.filter(id=org_id).first()
+    if org is None:
+        return None
+    try:
+        return services.connection_test(org=org, connection_id=connection_id).ok
+    except services.NotFoundError:
+        return None

@@ -222,6 +222,42 @@ SPECTACULAR_SETTINGS = {
 # run `manage.py reencrypt_fields`).
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
+# --- Integrations (apps.integrations) -----------------------------------------------------------
+# (connect, read) timeouts in seconds of WeChat platform calls and of AI calls.
+INTEGRATION_HTTP_TIMEOUT = (
+    env.float("INTEGRATION_CONNECT_TIMEOUT", default=5),
+    env.float("INTEGRATION_READ_TIMEOUT", default=30),
+)
+AI_HTTP_TIMEOUT = (
+    env.float("AI_CONNECT_TIMEOUT", default=5),
+    env.float("AI_READ_TIMEOUT", default=60),
+)
+# AI requests in flight per organisation across all workers (the seed's 10); further calls wait
+# in order up to AI_IN_FLIGHT_WAIT_SECONDS, then fail with ConcurrencyTimeout.
+AI_MAX_IN_FLIGHT_PER_ORG = env.int("AI_MAX_IN_FLIGHT_PER_ORG", default=10)
+AI_IN_FLIGHT_WAIT_SECONDS = env.float("AI_IN_FLIGHT_WAIT_SECONDS", default=30)
+# AIApp rows are read through the cache for this long (invalidated on save and delete).
+AI_APP_CACHE_SECONDS = env.int("AI_APP_CACHE_SECONDS", default=300)
+# Call-log rows older than this are deleted daily; the stats endpoints default to this window.
+INTEGRATION_CALL_RETENTION_DAYS = env.int("INTEGRATION_CALL_RETENTION_DAYS", default=30)
+INTEGRATION_STATS_DEFAULT_HOURS = env.int("INTEGRATION_STATS_DEFAULT_HOURS", default=24)
+# Ports of `manage.py simulate` (and of the demo connection / AI app that point at it).
+SIMULATOR_HOST = env.str("SIMULATOR_HOST", default="127.0.0.1")
+SIMULATOR_PORTS = {
+    "gewe": env.int("SIMULATOR_GEWE_PORT", default=2531),
+    "ecloud": env.int("SIMULATOR_ECLOUD_PORT", default=2541),
+    "fastgpt": env.int("SIMULATOR_FASTGPT_PORT", default=3010),
+    "dify": env.int("SIMULATOR_DIFY_PORT", default=3020),
+    "openai": env.int("SIMULATOR_OPENAI_PORT", default=3030),
+    "dashscope": env.int("SIMULATOR_DASHSCOPE_PORT", default=3040),
+}
+# integrations: daily prune of the call log.
+CELERY_BEAT_SCHEDULE["integrations-call-prune"] = {
+    "task": "apps.integrations.tasks.integration_call_prune",
+    "schedule": 24 * 3600.0,
+    "options": {"expires": 3600},
+}
+
 # --- i18n ---------------------------------------------------------------------------------------
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="zh-hans")
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]

@@ -1,1 +1,31 @@
-urlpatterns: list = []
+from django.urls import path, re_path
+from rest_framework.routers import SimpleRouter
+
+from apps.integrations.api import views
+from apps.integrations.selectors import SERVICE_SPECS
+
+SERVICE_KEYS = "|".join(SERVICE_SPECS)
+
+router = SimpleRouter()
+router.register("integrations/connections", views.PlatformConnectionViewSet, basename="connection")
+router.register("integrations/ai-apps", views.AIAppViewSet, basename="ai-app")
+router.register(
+    "integrations/fastgpt/workflows", views.FastGPTWorkflowViewSet, basename="fastgpt-workflow"
+)
+router.register("integrations/calls", views.IntegrationCallViewSet, basename="integration-call")
+
+urlpatterns = [
+    path("integrations/overview/", views.OverviewView.as_view(), name="integrations-overview"),
+    re_path(
+        rf"^integrations/(?P<service_key>{SERVICE_KEYS})/health/$",
+        views.ServiceHealthView.as_view(),
+        name="service-health",
+    ),
+    re_path(
+        rf"^integrations/(?P<service_key>{SERVICE_KEYS})/stats/$",
+        views.ServiceStatsView.as_view(),
+        name="service-stats",
+    ),
+    path("integrations/services/sync/", views.ServicesSyncView.as_view(), name="integrations-sync"),
+    *router.urls,
+]
