@@ -41,12 +41,35 @@ class Conversation(OrgScopedModel):
     )
     unread_count = models.PositiveIntegerField(_("unread messages"), default=0)
     last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
+    # The WeChat account and the contact (friend or group) this chat is with. Nullable only for
+    # rows created before the WeChat-accounts migration; services always set both.
+    account = models.ForeignKey(
+        "wechat_accounts.WeChatAccount",
+        verbose_name=_("WeChat account"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="conversations",
+    )
+    contact = models.ForeignKey(
+        "wechat_accounts.Contact",
+        verbose_name=_("contact"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="conversations",
+    )
 
     class Meta:
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")
         ordering = ["-last_message_at", "-id"]
         indexes = [models.Index(fields=["org", "-last_message_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "account", "contact"], name="conversation_org_account_contact"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"conversation {self.pk}"
@@ -64,6 +87,8 @@ class Message(OrgScopedModel):
         AI = "ai", _("AI")
         AGENT = "agent", _("Agent")
         SYSTEM = "system", _("System")
+        PHONE = "phone", _("Salesperson's phone")
+        SOP = "sop", _("SOP campaign")
 
     class Kind(models.TextChoices):
         TEXT = "text", _("Text")
@@ -95,6 +120,42 @@ class Message(OrgScopedModel):
         _("status"), max_length=16, choices=Status.choices, default=Status.RECEIVED
     )
 
+    # -- the outbound pipeline (apps.wechat_accounts.services.send) ---------------------------
+    account = models.ForeignKey(
+        "wechat_accounts.WeChatAccount",
+        verbose_name=_("WeChat account"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="messages",
+    )
+    to_wxid = models.CharField(_("to wxid"), max_length=128, blank=True)
+    # Platform ids exceed 2^53: always strings. Unique per account when set (dedupe).
+    platform_msg_id = models.CharField(_("platform message id"), max_length=64, blank=True)
+    # Caller-chosen idempotency key: a second send() with the same key returns the first row.
+    client_msg_id = models.CharField(_("idempotency key"), max_length=128, blank=True)
+    sender_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("sent by user"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    media_url = models.URLField(_("media URL"), max_length=1000, blank=True)
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    is_urgent = models.BooleanField(
+        _("urgent"), default=False, help_text=_("Urgent sends ignore the quiet hours.")
+    )
+    not_before = models.DateTimeField(_("not before"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    # Set right before the platform call: a crash after it is the ambiguous case.
+    call_started_at = models.DateTimeField(_("platform call started at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
     class Meta:
         verbose_name = _("message")
         verbose_name_plural = _("messages")
@@ -103,6 +164,23 @@ class Message(OrgScopedModel):
             models.Index(fields=["org", "conversation", "created_at"]),
             # The reconnect catch-up reads "changed since" per organisation.
             models.Index(fields=["org", "updated_at"]),
+            # Per-contact ordering: "is there an older unfinished message to this contact?"
+            models.Index(fields=["account", "to_wxid", "status", "id"], name="msg_outbound_order"),
+            # Recovery: expired leases and stale queued rows.
+            models.Index(fields=["status", "lease_expires_at"], name="msg_outbound_lease"),
+            models.Index(fields=["account", "sent_at"], name="msg_account_sent_at"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "platform_msg_id"],
+                condition=~models.Q(platform_msg_id=""),
+                name="message_account_platform_msg_id",
+            ),
+            models.UniqueConstraint(
+                fields=["org", "client_msg_id"],
+                condition=~models.Q(client_msg_id=""),
+                name="message_org_client_msg_id",
+            ),
         ]
 
     def __str__(self) -> str:
