@@ -4,6 +4,7 @@ integration call log that monitoring aggregates."""
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,6 +16,18 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.fields import EncryptedTextField
 from apps.core.models import OrgScopedModel, OrgScopedQuerySet
+
+
+def validate_http_url(value: str) -> None:
+    """An http(s) URL with a host. Looser than URLValidator on purpose: self-hosted platforms
+    often live at internal names such as ``http://gewechat:2531/v2/api`` (no TLD)."""
+    parts = urlsplit(value or "")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in value)
+    ):
+        raise ValidationError(_("Enter an http(s) URL with a host name."), code="invalid")
 
 
 def new_webhook_secret() -> str:
@@ -51,9 +64,10 @@ class PlatformConnection(OrgScopedModel):
 
     provider = models.CharField(_("provider"), max_length=16, choices=Provider.choices)
     name = models.CharField(_("name"), max_length=120)
-    base_url = models.URLField(
+    base_url = models.CharField(
         _("base URL"),
         max_length=300,
+        validators=[validate_http_url],
         help_text=_("GeWe: include the API prefix, e.g. http://host:2531/v2/api."),
     )
     token = EncryptedTextField(
@@ -146,9 +160,10 @@ class AIApp(OrgScopedModel):
 
     provider = models.CharField(_("provider"), max_length=16, choices=Provider.choices)
     name = models.CharField(_("name"), max_length=120)
-    base_url = models.URLField(
+    base_url = models.CharField(
         _("base URL"),
         max_length=300,
+        validators=[validate_http_url],
         help_text=_("e.g. https://api.openai.com/v1, https://host/api (FastGPT), https://host/v1"),
     )
     api_key = EncryptedTextField(_("API key"), blank=True)

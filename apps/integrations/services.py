@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 
 UNSET: Any = object()  # "argument not given" for partial updates (None/"" are real values)
 
+# Extra keyword arguments for every client the factories build (tests set ``sleep`` here so
+# retries do not really wait).
+CLIENT_DEFAULTS: dict[str, Any] = {}
+
 
 # -- call log ------------------------------------------------------------------------------
 
@@ -149,7 +153,11 @@ def wechat_client_for(
             connection_id=connection.pk,
             wechat_account_id=wechat_account_id,
         )
-    client_kwargs.setdefault("timeout", settings.INTEGRATION_HTTP_TIMEOUT)
+    client_kwargs = {
+        "timeout": settings.INTEGRATION_HTTP_TIMEOUT,
+        **CLIENT_DEFAULTS,
+        **client_kwargs,
+    }
     if connection.provider == PlatformConnection.Provider.GEWE:
         from apps.integrations.clients.gewe import GeWeClient
 
@@ -195,7 +203,7 @@ def ai_client_for(
         recorder = call_log_recorder(org_id=ai_app.org_id, ai_app_id=ai_app.pk)
     if limiter is UNSET:
         limiter = ai_limiter_for(ai_app.org_id)
-    client_kwargs.setdefault("timeout", settings.AI_HTTP_TIMEOUT)
+    client_kwargs = {"timeout": settings.AI_HTTP_TIMEOUT, **CLIENT_DEFAULTS, **client_kwargs}
     common = {"limiter": limiter, "recorder": recorder, **client_kwargs}
     provider = ai_app.provider
     if provider == AIApp.Provider.OPENAI:

@@ -62,3 +62,23 @@ def test_openai_app_needs_a_model(org):
         app.full_clean()
     assert "model" in excinfo.value.message_dict
     AIAppFactory.build(org=org, provider=AIApp.Provider.DIFY, model="").full_clean()
+
+
+@pytest.mark.parametrize(
+    "url, ok",
+    [
+        ("http://gewechat:2531/v2/api", True),
+        ("https://api.example.com/gewe/v2/api", True),
+        ("http://127.0.0.1:3030/v1", True),
+        ("ftp://example.com", False),
+        ("not a url", False),
+        ("http:///v1", False),
+    ],
+)
+def test_base_url_accepts_internal_hosts_only_over_http(org, url, ok):
+    connection = PlatformConnectionFactory.build(org=org, base_url=url)
+    if ok:
+        connection.full_clean()
+    else:
+        with pytest.raises(ValidationError):
+            connection.full_clean()
