@@ -1,1 +1,347 @@
-"""Selectors of the billing app."""
+"""Reads of the billing app, always scoped to one organisation.
+
+Usage reports read the daily/monthly aggregates (``UsageDaily``/``UsageMonthly``), never the
+ledger, so they stay fast however long the ledger grows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+
+from apps.billing.models import (
+    ZERO,
+    Budget,
+    BudgetAlert,
+    CostLedger,
+    ModelPrice,
+    Reservation,
+    UsageDaily,
+    UsageMonthly,
+)
+from apps.billing.periods import Period, current_period
+from apps.orgs.models import Organization
+
+HUNDRED = Decimal("100")
+COST_QUANTUM = Decimal("0.0000000001")
+
+
+def _money(value) -> Decimal:
+    """A summed cost at ledger precision (SQLite sums decimals as floats; PostgreSQL is exact)."""
+    return (value or ZERO).quantize(COST_QUANTUM)
+
+
+# --- Prices ---------------------------------------------------------------------------------------
+def price_list(*, org: Organization) -> QuerySet[ModelPrice]:
+    """Global default prices and the organisation's own prices."""
+    return ModelPrice.objects.filter(Q(org__isnull=True) | Q(org=org)).select_related("org")
+
+
+def price_get_in_force(
+    *, org: Organization, provider: str, model: str, at: dt.datetime | None = None
+) -> ModelPrice | None:
+    """The price in force for a model at ``at``: the organisation's own price beats a global
+    one, an exact provider beats ``*``, then the latest ``valid_from`` not after ``at`` wins."""
+    at = at or timezone.now()
+    provider = (provider or "").strip().lower()
+    candidates = ModelPrice.objects.filter(
+        Q(org__isnull=True) | Q(org_id=org.pk),
+        provider__in={provider, ModelPrice.ANY_PROVIDER},
+        model=(model or "").strip(),
+        valid_from__lte=at,
+    )
+    best = None
+    best_key = None
+    for price in candidates:
+        key = (
+            price.org_id is not None,
+            price.provider != ModelPrice.ANY_PROVIDER,
+            price.valid_from,
+        )
+        if best_key is None or key > best_key:
+            best, best_key = price, key
+    return best
+
+
+# --- Ledger and reservations ----------------------------------------------------------------------
+def ledger_list(*, org: Organization) -> QuerySet[CostLedger]:
+    return CostLedger.objects.for_org(org).select_related("user")
+
+
+def ledger_get(*, org: Organization, request_id: str) -> CostLedger | None:
+    return CostLedger.objects.for_org(org).filter(request_id=request_id).first()
+
+
+def reservation_get(*, org: Organization, request_id: str) -> Reservation | None:
+    return Reservation.objects.for_org(org).filter(request_id=request_id).first()
+
+
+def org_ids_with_stale_reservations_all_orgs(*, now: dt.datetime | None = None) -> list[int]:
+    """Organisations with held reservations past their expiry (crosses organisations on purpose:
+    the periodic task fans out one task per organisation)."""
+    now = now or timezone.now()
+    return list(
+        Reservation.objects.filter(status=Reservation.Status.HELD, expires_at__lte=now)
+        .values_list("org_id", flat=True)
+        .distinct()
+        .order_by("org_id")
+    )
+
+
+# --- Budgets --------------------------------------------------------------------------------------
+def budget_list(*, org: Organization) -> QuerySet[Budget]:
+    return Budget.objects.for_org(org).select_related("user")
+
+
+def budget_alert_list(*, org: Organization) -> QuerySet[BudgetAlert]:
+    return BudgetAlert.objects.for_org(org).select_related("budget")
+
+
+def budgets_applicable(
+    *, org: Organization, user_id: int | None, wechat_account_id: int | None
+) -> QuerySet[Budget]:
+    """Active budgets a call of this user/account counts against, in id order (lock order)."""
+    scope = Q(scope=Budget.Scope.ORG)
+    if user_id:
+        scope |= Q(scope=Budget.Scope.USER, user_id=user_id)
+    if wechat_account_id:
+        scope |= Q(scope=Budget.Scope.ACCOUNT, wechat_account_id=wechat_account_id)
+    return Budget.objects.filter(org_id=org.pk, is_active=True).filter(scope).order_by("id")
+
+
+def _scope_filter(budget: Budget, *, user_field: str, account_field: str) -> dict:
+    if budget.scope == Budget.Scope.USER:
+        return {user_field: budget.user_id}
+    if budget.scope == Budget.Scope.ACCOUNT:
+        return {account_field: budget.wechat_account_id}
+    return {}
+
+
+def budget_used(*, budget: Budget, period_key: str) -> tuple[Decimal, int]:
+    """Money (in the budget's currency) and tokens recorded in the ledger for the period."""
+    totals = UsageMonthly.objects.filter(
+        org_id=budget.org_id,
+        period=period_key,
+        **_scope_filter(budget, user_field="user_id", account_field="wechat_account_id"),
+    ).aggregate(
+        money=Sum("cost", filter=Q(currency=budget.currency)),
+        tokens=Sum("tokens"),
+    )
+    return _money(totals["money"]), int(totals["tokens"] or 0)
+
+
+def budget_held(*, budget: Budget, now: dt.datetime) -> tuple[Decimal, int]:
+    """Money and tokens held by live reservations (an expired hold no longer counts)."""
+    totals = Reservation.objects.filter(
+        org_id=budget.org_id,
+        status=Reservation.Status.HELD,
+        expires_at__gt=now,
+        **_scope_filter(budget, user_field="user_id", account_field="wechat_account_id"),
+    ).aggregate(
+        money=Sum("estimated_cost", filter=Q(currency=budget.currency)),
+        tokens_in=Sum("estimated_input_tokens"),
+        tokens_out=Sum("estimated_output_tokens"),
+    )
+    tokens = int(totals["tokens_in"] or 0) + int(totals["tokens_out"] or 0)
+    return _money(totals["money"]), tokens
+
+
+def percent_of(used, limit) -> Decimal | None:
+    if limit is None:
+        return None
+    limit = Decimal(limit)
+    if limit <= 0:
+        return HUNDRED
+    return (Decimal(used) * HUNDRED / limit).quantize(Decimal("0.01"))
+
+
+@dataclass
+class BudgetStatus:
+    """Where a budget stands in a period; ``percent`` is the higher of money and tokens."""
+
+    budget: Budget
+    period: Period
+    money_used: Decimal
+    tokens_used: int
+    money_held: Decimal = ZERO
+    tokens_held: int = 0
+    money_percent: Decimal | None = None
+    token_percent: Decimal | None = None
+    projected_money: Decimal | None = None
+    projected_tokens: int | None = None
+    metric: str = "money"
+
+    @property
+    def percent(self) -> Decimal:
+        values = [p for p in (self.money_percent, self.token_percent) if p is not None]
+        return max(values) if values else ZERO
+
+    @property
+    def used(self) -> Decimal:
+        return self.money_used if self.metric == "money" else Decimal(self.tokens_used)
+
+    @property
+    def limit(self) -> Decimal:
+        value = self.budget.money_limit if self.metric == "money" else self.budget.token_limit
+        return Decimal(value)
+
+    @property
+    def blocked(self) -> bool:
+        return self.budget.action == Budget.Action.BLOCK and self.percent >= HUNDRED
+
+
+def budget_status(
+    *, budget: Budget, org: Organization, at: dt.datetime | None = None, with_held: bool = True
+) -> BudgetStatus:
+    now = at or timezone.now()
+    period = current_period(org, now)
+    money, tokens = budget_used(budget=budget, period_key=period.key)
+    held_money, held_tokens = budget_held(budget=budget, now=now) if with_held else (ZERO, 0)
+    status = BudgetStatus(
+        budget=budget,
+        period=period,
+        money_used=money,
+        tokens_used=tokens,
+        money_held=held_money,
+        tokens_held=held_tokens,
+        money_percent=percent_of(money, budget.money_limit),
+        token_percent=percent_of(tokens, budget.token_limit),
+    )
+    if status.token_percent is not None and (
+        status.money_percent is None or status.token_percent > status.money_percent
+    ):
+        status.metric = "tokens"
+    fraction = Decimal(str(period.elapsed_fraction(now)))
+    if fraction > 0:
+        status.projected_money = (money / fraction).quantize(Decimal("0.0001"))
+        status.projected_tokens = int(Decimal(tokens) / fraction)
+    return status
+
+
+def budget_status_list(*, org: Organization, at: dt.datetime | None = None) -> list[BudgetStatus]:
+    return [
+        budget_status(budget=budget, org=org, at=at)
+        for budget in budget_list(org=org).filter(is_active=True)
+    ]
+
+
+# --- Usage reports --------------------------------------------------------------------------------
+@dataclass
+class UsageReport:
+    start: dt.date
+    end: dt.date  # inclusive
+    totals: list[dict] = field(default_factory=list)
+    by_day: list[dict] = field(default_factory=list)
+    by_model: list[dict] = field(default_factory=list)
+    by_user: list[dict] = field(default_factory=list)
+    by_account: list[dict] = field(default_factory=list)
+
+
+_SUMS = {
+    "calls": Sum("calls"),
+    "input_tokens": Sum("input_tokens"),
+    "output_tokens": Sum("output_tokens"),
+    "units": Sum("units"),
+    "cost": Sum("cost"),
+}
+
+
+def _rows(queryset, dims: list[str], order: list[str]) -> list[dict]:
+    rows = []
+    for row in queryset.values(*dims, "currency").annotate(**_SUMS).order_by(*order):
+        row["cost"] = _money(row["cost"])
+        for key in ("calls", "input_tokens", "output_tokens", "units"):
+            row[key] = int(row[key] or 0)
+        rows.append(row)
+    return rows
+
+
+def usage_daily_list(
+    *,
+    org: Organization,
+    start: dt.date,
+    end: dt.date,
+    user_id: int | None = None,
+    wechat_account_id: int | None = None,
+    kind: str | None = None,
+) -> QuerySet[UsageDaily]:
+    """Daily aggregates of ``[start, end]`` (organisation-local dates, inclusive)."""
+    queryset = UsageDaily.objects.for_org(org).filter(date__gte=start, date__lte=end)
+    if user_id:
+        queryset = queryset.filter(user_id=user_id)
+    if wechat_account_id:
+        queryset = queryset.filter(wechat_account_id=wechat_account_id)
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    return queryset
+
+
+def usage_report(
+    *,
+    org: Organization,
+    start: dt.date,
+    end: dt.date,
+    user_id: int | None = None,
+    wechat_account_id: int | None = None,
+    kind: str | None = None,
+) -> UsageReport:
+    """Totals and series by day, model, user and account for ``[start, end]``."""
+    base = usage_daily_list(
+        org=org,
+        start=start,
+        end=end,
+        user_id=user_id,
+        wechat_account_id=wechat_account_id,
+        kind=kind,
+    )
+    report = UsageReport(start=start, end=end)
+    report.totals = _rows(base, [], ["currency"])
+    report.by_day = _rows(base, ["date"], ["date", "currency"])
+    report.by_model = _rows(base, ["provider", "model", "kind"], ["-cost", "provider", "model"])
+    report.by_user = _rows(base, ["user_id"], ["-cost", "user_id"])
+    report.by_account = _rows(
+        base.exclude(wechat_account_id=0), ["wechat_account_id"], ["-cost", "wechat_account_id"]
+    )
+    _attach_user_labels(report.by_user)
+    for row in report.by_user:
+        row["user_id"] = row["user_id"] or None
+    return report
+
+
+def _attach_user_labels(rows: list[dict]) -> None:
+    from apps.accounts.models import User
+
+    ids = {row["user_id"] for row in rows if row["user_id"]}
+    labels = {
+        user.id: (user.email, user.name)
+        for user in User.objects.filter(id__in=ids).only("id", "email", "name")
+    }
+    for row in rows:
+        email, name = labels.get(row["user_id"], ("", ""))
+        row["user_email"] = email
+        row["user_name"] = name
+
+
+def daily_cost_series(
+    *, org: Organization, period: Period, currency: str
+) -> list[tuple[dt.date, Decimal]]:
+    """Cost per local day of a period in one currency, every day present (0 when idle)."""
+    sums: dict[dt.date, Decimal] = defaultdict(lambda: ZERO)
+    rows = (
+        UsageDaily.objects.for_org(org)
+        .filter(date__gte=period.start_date, date__lt=period.end_date, currency=currency)
+        .values("date")
+        .annotate(cost=Sum("cost"))
+    )
+    for row in rows:
+        sums[row["date"]] = _money(row["cost"])
+    days = (period.end_date - period.start_date).days
+    return [
+        (period.start_date + dt.timedelta(days=i), sums[period.start_date + dt.timedelta(days=i)])
+        for i in range(days)
+    ]

@@ -151,6 +151,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Periodic tasks are declared once, here; each app adds its entries below its own heading.
 CELERY_BEAT_SCHEDULE: dict = {}
+# billing: mark reservations left by crashed workers as expired (they stop counting at expiry).
+CELERY_BEAT_SCHEDULE["billing-expire-reservations"] = {
+    "task": "apps.billing.tasks.reservations_expire_all_orgs",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
 
 # --- Auth and API -------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -216,6 +222,14 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {},
 }
+
+# --- Billing ------------------------------------------------------------------------------------
+# A reservation not settled or released within this many seconds stops counting against budgets.
+BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=600)
+# Output tokens assumed by `reserve` when the caller gives no estimate (e.g. the call's max_tokens).
+BILLING_DEFAULT_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_OUTPUT_TOKENS", default=512)
+BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="CNY")
+BILLING_DEFAULT_SOFT_THRESHOLDS = [80, 95]
 
 # --- Secrets at rest ----------------------------------------------------------------------------
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation: prepend a new key, then
