@@ -8,6 +8,7 @@ import time
 import pytest
 
 from apps.integrations.clients.base import RetryPolicy
+from apps.integrations.clients.ecloud import ECloudClient
 from apps.integrations.clients.errors import (
     AccountOffline,
     AuthError,
@@ -368,3 +369,124 @@ def test_secrets_never_reach_logs_or_records(gewe, records, caplog):
     assert caplog.records, "the call path should log"
     assert sim.token not in caplog.text
     assert all(sim.token not in repr(r) for r in records)
+
+
+# -- E云管家 ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ecloud(fresh_sims, records, sleeps):
+    sim = fresh_sims["ecloud"]
+    client = ECloudClient(fresh_sims.urls["ecloud"], recorder=records.append, sleep=sleeps.append)
+    client.member_login(sim.account, sim.password)
+    return sim, client
+
+
+def ecloud_login(sim, client) -> tuple[str, str]:
+    qr = client.get_login_qr()
+    sim.confirm_login(qr.device_id)
+    status = client.check_login(qr.device_id)
+    assert status.state == "logged_in"
+    return qr.device_id, status.wxid
+
+
+def test_ecloud_member_login_and_auth_errors(fresh_sims):
+    sim = fresh_sims["ecloud"]
+    client = ECloudClient(fresh_sims.urls["ecloud"])
+    with pytest.raises(AuthError, match="密码"):
+        client.member_login(sim.account, "wrong")
+    with pytest.raises(AuthError, match="Authorization"):
+        client.is_online("w")
+    assert client.member_login(sim.account, sim.password) == sim.authorization
+    assert sim.requests[-1].header("Authorization") == ""  # login itself carries none
+    assert client.is_online("w") is False
+    assert sim.requests[-1].header("Authorization") == sim.authorization  # raw, no Bearer
+
+
+def test_ecloud_login_flow_and_new_wid_per_login(ecloud):
+    sim, client = ecloud
+    sim.login_delay = 0.2
+    qr = client.get_login_qr()
+    assert qr.qr_data.startswith("http://weixin.qq.com/x/") and qr.device_id
+    assert client.check_login(qr.device_id).state == "waiting"
+    time.sleep(0.25)
+    status = client.check_login(qr.device_id)
+    assert status.state == "logged_in" and status.wxid == "wxid_sim_sales02"
+    assert client.is_online(qr.device_id)
+
+    again = client.dialog_login(qr.device_id, wxid=status.wxid)
+    assert again.device_id != qr.device_id  # wId changes on every login
+    assert client.is_online(again.device_id) and not client.is_online(qr.device_id)
+    relogin = client.get_login_qr(wxid=status.wxid)
+    assert sim.requests_to("/iPadLogin")[-1].json == {"wcId": status.wxid, "deviceType": "ipad"}
+    assert relogin.device_id not in (qr.device_id, again.device_id)
+    with pytest.raises(NotSupported):
+        client.reconnect(again.device_id)
+
+
+def test_ecloud_sends_and_offline(ecloud):
+    sim, client = ecloud
+    device, _ = ecloud_login(sim, client)
+    text = client.send_text(device, "123@chatroom", "@张三 你好", at=["wxid_zs"])
+    assert text.new_msg_id == "3166120021925175285" and int(text.new_msg_id) > 2**53
+    client.send_image(device, "wxid_a", "http://f/a.png")
+    client.send_file(device, "wxid_a", "http://f/a.pdf", "a.pdf")
+    client.send_link(
+        device, "wxid_a", title="t", description="d", url="http://u", thumb_url="http://t.jpg"
+    )
+    client.send_voice(device, "wxid_a", "http://f/a.silk", 3000)
+    bodies = {r.path: r.json for r in sim.requests}
+    assert bodies["/sendText"] == {
+        "wId": device,
+        "wcId": "123@chatroom",
+        "content": "@张三 你好",
+        "at": "wxid_zs",
+    }
+    assert bodies["/sendImage2"]["content"] == "http://f/a.png"
+    assert bodies["/sendFile"]["path"] == "http://f/a.pdf"
+    assert bodies["/sendUrl"]["description"] == "d"
+    assert bodies["/sendVoice"]["length"] == 3000
+    sim.set_offline(device, notify=False)
+    assert client.is_online(device) is False
+    assert client.offline_reason("wxid_sim_sales02") == "手机端退出登录"
+    with pytest.raises(AccountOffline):
+        client.send_text(device, "wxid_a", "hi")
+    assert len(sim.requests_to("/sendText")) == 2
+
+
+def test_ecloud_contacts_batched_with_random_gaps(ecloud, sleeps):
+    sim, client = ecloud
+    device, _ = ecloud_login(sim, client)
+    sim.generate_contacts(friends=45, groups=2, members=3)
+    contacts = client.list_contacts(device)
+    assert [r.path for r in sim.requests[-2:]] == ["/initAddressList", "/getAddressList"]
+    detail = client.get_contacts_detail(device, contacts.friends)
+    assert [c.wxid for c in detail] == contacts.friends
+    batches = [len(r.json["wcId"].split(",")) for r in sim.requests_to("/getContact")]
+    assert batches == [20, 20, 5]
+    assert len(sleeps) == 2 and all(0.3 <= s <= 0.8 for s in sleeps)
+    members = client.list_group_members(device, contacts.chatrooms[0])
+    assert [m.wxid for m in members][:2] == ["wxid_sim_sales02", "wxid_ecust0000"]
+
+
+def test_ecloud_accept_friend_and_labels(ecloud, callback_sink):
+    sim, client = ecloud
+    device, _ = ecloud_login(sim, client)
+    client.set_callback(callback_sink.url)
+    event = sim.emit_friend_request(from_wxid="wxid_new")
+    client.accept_friend(
+        device, v3=event["data"]["v1"], v4=event["data"]["v2"], scene=event["data"]["scene"]
+    )
+    assert sim.accepted[-1] == {
+        "wId": device,
+        "v1": event["data"]["v1"],
+        "v2": event["data"]["v2"],
+        "type": 6,
+    }
+    label = client.add_label(device, "高意向")
+    assert client.add_label(device, "高意向") == label
+    assert client.list_labels(device) == [label]
+    assert sim.requests_to("/setHttpCallbackUrl")[0].json == {
+        "httpUrl": callback_sink.url,
+        "type": 2,
+    }

@@ -132,8 +132,9 @@ class AIChatClient(HttpClient, ABC):
         session-keeping providers (FastGPT, Dify) send only the last user message when a
         ``conversation_id`` is given. ``variables`` fill app variables (ignored by OpenAI)."""
         with self._slot():
-            return self._chat(normalize_messages(messages), conversation_id, user, variables or {},
-                              json_output)  # fmt: skip
+            return self._chat(
+                normalize_messages(messages), conversation_id, user, variables or {}, json_output
+            )
 
     def chat_stream(
         self,
@@ -148,8 +149,9 @@ class AIChatClient(HttpClient, ABC):
         ``StreamBroken`` (with ``partial_text``) when the stream stops early, or the typed
         error of an in-stream error frame."""
         with self._slot():
-            yield from self._chat_stream(normalize_messages(messages), conversation_id, user,
-                                         variables or {}, json_output)  # fmt: skip
+            yield from self._chat_stream(
+                normalize_messages(messages), conversation_id, user, variables or {}, json_output
+            )
 
     @abstractmethod
     def _chat(
@@ -223,8 +225,16 @@ class AIChatClient(HttpClient, ABC):
 
 # -- analysis helpers --------------------------------------------------------------------
 
-INTENTS = ("purchase", "price_inquiry", "product_question", "after_sales", "complaint",
-           "greeting", "chitchat", "other")  # fmt: skip
+INTENTS = (
+    "purchase",
+    "price_inquiry",
+    "product_question",
+    "after_sales",
+    "complaint",
+    "greeting",
+    "chitchat",
+    "other",
+)
 SENTIMENTS = ("positive", "neutral", "negative")
 
 
@@ -295,8 +305,9 @@ def analyze_intent(client: AIChatClient, text: str, *, user: str | None = None) 
     return IntentResult(intent, confidence, chat=result)
 
 
-def analyze_sentiment(client: AIChatClient, text: str, *,
-                      user: str | None = None) -> SentimentResult:  # fmt: skip
+def analyze_sentiment(
+    client: AIChatClient, text: str, *, user: str | None = None
+) -> SentimentResult:
     """Rate ``text``; garbage output gives ``neutral`` / 0.0 with ``fallback=True``."""
     messages = [
         {"role": "system", "content": _SENTIMENT_PROMPT},
@@ -312,8 +323,9 @@ def analyze_sentiment(client: AIChatClient, text: str, *,
     return SentimentResult(sentiment, score, chat=result)
 
 
-def batch(func: Callable[[T], R], items: Iterable[T], *,
-          concurrency: int = 10) -> list[R | IntegrationError]:  # fmt: skip
+def batch(
+    func: Callable[[T], R], items: Iterable[T], *, concurrency: int = 10
+) -> list[R | IntegrationError]:
     """Apply ``func`` to every item with at most ``concurrency`` calls in flight (this process).
     Results keep the input order; an item whose call raised an IntegrationError yields that
     error instead of aborting the batch. Other exceptions (bugs) propagate."""

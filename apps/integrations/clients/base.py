@@ -399,7 +399,7 @@ class HttpClient:
     def _record(self, operation, response, error, started, attempt) -> None:
         latency_ms = int((time.monotonic() - started) * 1000)
         status = None if response is None else response.status_code
-        if isinstance(error, IntegrationError) and error.status is not None:
+        if response is None and isinstance(error, IntegrationError):
             status = error.status
         request_id = request_id_of(response)
         if request_id is None and isinstance(error, IntegrationError):

@@ -84,8 +84,9 @@ class DifyClient(AIChatClient):
 
     service = "dify"
 
-    def __init__(self, base_url: str, api_key: str, *, default_user: str = "sales-assistant",
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self, base_url: str, api_key: str, *, default_user: str = "sales-assistant", **kwargs: Any
+    ) -> None:
         super().__init__(base_url, api_key, **kwargs)
         self.default_user = default_user
 
@@ -98,8 +99,14 @@ class DifyClient(AIChatClient):
             body = None
         raise dify_error(response.status_code, body, response.headers)
 
-    def _body(self, messages: list[dict], conversation_id: str | None, user: str | None,
-              variables: dict, mode: str) -> dict:  # fmt: skip
+    def _body(
+        self,
+        messages: list[dict],
+        conversation_id: str | None,
+        user: str | None,
+        variables: dict,
+        mode: str,
+    ) -> dict:
         return {
             "query": last_user_text(messages),
             "inputs": variables,
@@ -130,8 +137,9 @@ class DifyClient(AIChatClient):
         body = self._body(messages, conversation_id, user, variables, "blocking")
         return self.call("chat", "/chat-messages", json_body=body, parse=parse)
 
-    def _chat_stream(self, messages, conversation_id, user, variables,
-                     json_output) -> Iterator[str | ChatResult]:  # fmt: skip
+    def _chat_stream(
+        self, messages, conversation_id, user, variables, json_output
+    ) -> Iterator[str | ChatResult]:
         body = self._body(messages, conversation_id, user, variables, "streaming")
         return self.run_stream("chat_stream", "/chat-messages", body)
 
@@ -154,8 +162,9 @@ class DifyClient(AIChatClient):
             return (TextReplaced(state.parts[0]),)
         elif event == "message_end":
             metadata = data.get("metadata") or {}
-            (state.input_tokens, state.output_tokens, state.cost,
-             state.currency) = _usage(metadata.get("usage"))  # fmt: skip
+            (state.input_tokens, state.output_tokens, state.cost, state.currency) = _usage(
+                metadata.get("usage")
+            )
             state.raw["message_id"] = data.get("message_id") or data.get("id")
             state.complete = state.stop = True
         elif event == "error":
@@ -163,8 +172,9 @@ class DifyClient(AIChatClient):
         elif event == "workflow_finished":
             result = data.get("data") or {}
             if result.get("status") in ("failed", "stopped"):
-                raise UpstreamError(f"Dify workflow {result.get('status')}: {result.get('error')}",
-                                    status=200)  # fmt: skip
+                raise UpstreamError(
+                    f"Dify workflow {result.get('status')}: {result.get('error')}", status=200
+                )
             state.complete = state.stop = True
         return ()
 

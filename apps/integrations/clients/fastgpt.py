@@ -102,8 +102,9 @@ class FastGPTClient(AIChatClient):
 
     service = "fastgpt"
 
-    def __init__(self, base_url: str, api_key: str, *, app_id: str | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self, base_url: str, api_key: str, *, app_id: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(base_url, api_key, **kwargs)
         self.app_id = app_id
 
@@ -116,8 +117,14 @@ class FastGPTClient(AIChatClient):
             body = None
         raise fastgpt_error(response.status_code, body)
 
-    def _body(self, messages: list[dict], conversation_id: str | None, user: str | None,
-              variables: dict, stream: bool) -> dict:  # fmt: skip
+    def _body(
+        self,
+        messages: list[dict],
+        conversation_id: str | None,
+        user: str | None,
+        variables: dict,
+        stream: bool,
+    ) -> dict:
         body: dict[str, Any] = {"stream": stream, "detail": True, "variables": variables}
         if conversation_id is not None:
             body["chatId"] = conversation_id
@@ -158,13 +165,15 @@ class FastGPTClient(AIChatClient):
         body = self._body(messages, conversation_id, user, variables, stream=False)
         return self.call("chat", "/v1/chat/completions", json_body=body, parse=parse)
 
-    def _chat_stream(self, messages, conversation_id, user, variables,
-                     json_output) -> Iterator[str | ChatResult]:  # fmt: skip
+    def _chat_stream(
+        self, messages, conversation_id, user, variables, json_output
+    ) -> Iterator[str | ChatResult]:
         body = self._body(messages, conversation_id, user, variables, stream=True)
         return self._stream_with_id("chat_stream", body, conversation_id)
 
-    def _stream_with_id(self, operation: str, body: dict,
-                        conversation_id: str | None) -> Iterator[str | ChatResult]:  # fmt: skip
+    def _stream_with_id(
+        self, operation: str, body: dict, conversation_id: str | None
+    ) -> Iterator[str | ChatResult]:
         for item in self.run_stream(operation, "/v1/chat/completions", body):
             if isinstance(item, ChatResult) and conversation_id:
                 item = replace(item, provider_conversation_id=conversation_id)

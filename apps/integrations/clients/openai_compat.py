@@ -36,8 +36,9 @@ _BILLING_CODES = {
 _MODERATION_CODES = {"data_inspection_failed", "datainspectionfailed", "content_filter"}
 
 
-def openai_error(status: int | None, body: Any, *, flavor: str = "openai",
-                 headers: Any = None) -> IntegrationError:  # fmt: skip
+def openai_error(
+    status: int | None, body: Any, *, flavor: str = "openai", headers: Any = None
+) -> IntegrationError:
     """Typed error for an OpenAI-style ``{"error": {...}}`` body (or a non-JSON one)."""
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
@@ -75,9 +76,17 @@ class OpenAICompatClient(AIChatClient):
 
     service = "openai"
 
-    def __init__(self, base_url: str, api_key: str, model: str, *, flavor: str = "openai",
-                 extra_body: dict | None = None, temperature: float | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        model: str,
+        *,
+        flavor: str = "openai",
+        extra_body: dict | None = None,
+        temperature: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(base_url, api_key, **kwargs)
         if flavor not in ("openai", "dashscope"):
             raise ValueError("flavor must be 'openai' or 'dashscope'")
@@ -94,11 +103,11 @@ class OpenAICompatClient(AIChatClient):
             body = decode_json(response)
         except BadResponse:
             body = None  # proxy HTML: classify by status alone
-        raise openai_error(response.status_code, body, flavor=self.flavor,
-                           headers=response.headers)  # fmt: skip
+        raise openai_error(response.status_code, body, flavor=self.flavor, headers=response.headers)
 
-    def _body(self, messages: list[dict], user: str | None, json_output: bool,
-              stream: bool) -> dict:  # fmt: skip
+    def _body(
+        self, messages: list[dict], user: str | None, json_output: bool, stream: bool
+    ) -> dict:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": stream}
         if stream:
             # Without this no usage is ever streamed (and a cut stream never has usage).
@@ -143,8 +152,9 @@ class OpenAICompatClient(AIChatClient):
         body = self._body(messages, user, json_output, stream=False)
         return self.call("chat", "/chat/completions", json_body=body, parse=parse)
 
-    def _chat_stream(self, messages, conversation_id, user, variables,
-                     json_output) -> Iterator[str | ChatResult]:  # fmt: skip
+    def _chat_stream(
+        self, messages, conversation_id, user, variables, json_output
+    ) -> Iterator[str | ChatResult]:
         body = self._body(messages, user, json_output, stream=True)
         return self.run_stream("chat_stream", "/chat/completions", body)
 
@@ -156,8 +166,9 @@ class OpenAICompatClient(AIChatClient):
             return ()
         chunk = frame_json(frame.data)
         if frame.event == "error" or "error" in chunk:
-            raise openai_error(200, chunk if "error" in chunk else {"error": chunk},
-                               flavor=self.flavor)  # fmt: skip
+            raise openai_error(
+                200, chunk if "error" in chunk else {"error": chunk}, flavor=self.flavor
+            )
         usage = chunk.get("usage")
         if usage:
             # Compatible servers differ on where usage goes; the last non-null one wins.
@@ -173,6 +184,7 @@ class OpenAICompatClient(AIChatClient):
             if choice.get("finish_reason"):
                 state.finish_reason = choice["finish_reason"]
                 if state.finish_reason == "content_filter":
-                    raise ContentBlocked("answer removed by the content filter",
-                                         partial_text=state.text)  # fmt: skip
+                    raise ContentBlocked(
+                        "answer removed by the content filter", partial_text=state.text
+                    )
         return deltas

@@ -26,10 +26,16 @@ class AISimulator(SimulatorServer):
     ``"echo: <question>"``. Streams are cut into ``chunk_size``-character deltas.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
-                 api_keys: tuple[str, ...] | list[str] | None = None,
-                 canned: dict[str, str] | None = None, chunk_size: int = 4,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_keys: tuple[str, ...] | list[str] | None = None,
+        canned: dict[str, str] | None = None,
+        chunk_size: int = 4,
+        **kwargs: Any,
+    ) -> None:
         self.api_keys = set(api_keys or self.default_keys)
         self._initial_canned = dict(canned or {})
         self.chunk_size = chunk_size
