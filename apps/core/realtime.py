@@ -24,6 +24,13 @@ push_failures = 0
 
 # The channel-layer message type every consumer handles (method ``realtime_event``).
 CHANNEL_MESSAGE_TYPE = "realtime.event"
+# Control messages to consumers (method ``realtime_control``): e.g. {"action": "disconnect"}.
+CHANNEL_CONTROL_TYPE = "realtime.control"
+
+
+def push_failure_count() -> int:
+    """Pushes that failed in this process since it started (for /metrics and tests)."""
+    return push_failures
 
 
 def group_for_org(org_id: int) -> str:
@@ -82,3 +89,48 @@ def push(event_type: str, data: dict[str, Any], *, groups: list[str]) -> bool:
 def push_on_commit(event_type: str, data: dict[str, Any], *, groups: list[str]) -> None:
     """Push once the current transaction commits (immediately outside a transaction)."""
     transaction.on_commit(lambda: push(event_type, data, groups=groups))
+
+
+async def apush(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    groups: list[str],
+    exclude_user_id: int | None = None,
+) -> bool:
+    """The async twin of ``push`` for consumers; ``exclude_user_id`` skips that user's sockets
+    (a typing indicator is not echoed to its author)."""
+    global push_failures
+    envelope = make_envelope(event_type, data)
+    message: dict[str, Any] = {"type": CHANNEL_MESSAGE_TYPE, "event": envelope}
+    if exclude_user_id is not None:
+        message["exclude_user_id"] = exclude_user_id
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            return False
+        for group in groups:
+            await layer.group_send(group, message)
+    except Exception:  # noqa: BLE001 - a push must never break the caller's work.
+        push_failures += 1
+        logger.warning("Realtime push of %s to %s failed", event_type, groups, exc_info=True)
+        return False
+    return True
+
+
+def send_control(action: str, *, groups: list[str], **extra: Any) -> bool:
+    """Ask the consumers in ``groups`` to act on themselves (``disconnect``); never raises."""
+    global push_failures
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            return False
+        for group in groups:
+            async_to_sync(layer.group_send)(
+                group, {"type": CHANNEL_CONTROL_TYPE, "action": action, **extra}
+            )
+    except Exception:  # noqa: BLE001
+        push_failures += 1
+        logger.warning("Realtime control %s to %s failed", action, groups, exc_info=True)
+        return False
+    return True

@@ -15,7 +15,8 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or [
 ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-CELERY_TASK_ALWAYS_EAGER = True
+# Integration tests start real workers with CELERY_EAGER=0 (unit tests run tasks eagerly).
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 CACHES["default"]["KEY_PREFIX"] = env.str("CACHE_KEY_PREFIX", default="sa-test")
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = env.str("CHANNELS_PREFIX", default="asgi-test")

@@ -1,0 +1,34 @@
+"""The JSON shapes of conversations and messages in WebSocket events (``new_message``,
+``session_joined``, ``sync`` ...). Services that push use these so every event agrees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.conversations.models import Conversation, Message
+
+
+def conversation_payload(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "status": conversation.status,
+        "mode": conversation.mode,
+        "assignee_id": conversation.assignee_id,
+        "unread_count": conversation.unread_count,
+        "last_message_at": conversation.last_message_at,
+        "updated_at": conversation.updated_at,
+    }
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction,
+        "sender_kind": message.sender_kind,
+        "kind": message.kind,
+        "text": message.text,
+        "status": message.status,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    }
