@@ -1,1 +1,273 @@
-"""Admin of the integrations app."""
+"""Admin of the integrations app: connections and AI apps (secrets write-only, shown masked,
+saved through the services) and the read-only call log."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.admin import OrgScopedAdmin
+from apps.core.crypto import mask_secret
+from apps.integrations import services
+from apps.integrations.models import AIApp, IntegrationCall, PlatformConnection
+
+KEEP_HELP = _("Write-only. Leave blank to keep the stored value (currently %(masked)s).")
+
+
+def _secret_input() -> forms.CharField:
+    return forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False)
+    )
+
+
+class _SecretFieldsForm(forms.ModelForm):
+    """Secret fields never render their value; blank means "keep"."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.secret_fields:
+            current = getattr(self.instance, name, "") if self.instance.pk else ""
+            self.fields[name] = _secret_input()
+            self.fields[name].label = self.instance._meta.get_field(name).verbose_name
+            self.fields[name].help_text = KEEP_HELP % {"masked": mask_secret(current) or "—"}
+            self.initial[name] = ""
+
+    def _post_clean(self):
+        # Blank secrets keep the stored value, so the model validation sees the real one.
+        for name in self.secret_fields:
+            if not self.cleaned_data.get(name) and self.instance.pk:
+                self.cleaned_data[name] = getattr(self.instance, name)
+        super()._post_clean()
+
+
+class PlatformConnectionForm(_SecretFieldsForm):
+    secret_fields = ("token", "password")
+    capabilities = forms.MultipleChoiceField(
+        choices=PlatformConnection.Capability.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label=_("capabilities"),
+    )
+
+    class Meta:
+        model = PlatformConnection
+        fields = [
+            "org",
+            "provider",
+            "name",
+            "base_url",
+            "token",
+            "account",
+            "password",
+            "capabilities",
+            "extra",
+            "status",
+        ]
+
+
+class AIAppForm(_SecretFieldsForm):
+    secret_fields = ("api_key",)
+
+    class Meta:
+        model = AIApp
+        fields = [
+            "org",
+            "provider",
+            "name",
+            "base_url",
+            "api_key",
+            "model",
+            "app_id",
+            "streaming",
+            "temperature",
+            "max_tokens",
+            "system_prompt",
+            "purpose",
+            "is_default",
+            "enabled",
+            "extra",
+        ]
+
+
+def _report(modeladmin, request, label: str, result) -> None:
+    if result.ok:
+        modeladmin.message_user(
+            request,
+            _("%(name)s: OK in %(ms)d ms. %(detail)s")
+            % {"name": label, "ms": result.latency_ms, "detail": result.text or result.detail},
+            messages.SUCCESS,
+        )
+    else:
+        modeladmin.message_user(
+            request,
+            _("%(name)s: failed (%(error)s) after %(ms)d ms: %(detail)s")
+            % {
+                "name": label,
+                "error": result.error_class,
+                "ms": result.latency_ms,
+                "detail": result.detail,
+            },
+            messages.ERROR,
+        )
+
+
+@admin.register(PlatformConnection)
+class PlatformConnectionAdmin(OrgScopedAdmin):
+    form = PlatformConnectionForm
+    list_display = [
+        "name",
+        "provider",
+        "org",
+        "status",
+        "masked_token",
+        "last_checked_at",
+        "last_latency_ms",
+    ]
+    list_filter = ["provider", "status", "org"]
+    search_fields = ["name", "base_url", "account"]
+    list_select_related = ["org"]
+    readonly_fields = ["webhook_url", "status_detail", "last_checked_at", "last_latency_ms"]
+    actions = ["test_connections", "rotate_webhook_secrets"]
+
+    @admin.display(description=_("token"))
+    def masked_token(self, obj: PlatformConnection) -> str:
+        return mask_secret(obj.token)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "provider"] if obj else fields
+
+    def save_model(self, request, obj, form, change):
+        data = {k: v for k, v in form.cleaned_data.items() if k in form.Meta.fields}
+        if change:
+            data.pop("org", None)
+            data.pop("provider", None)
+            saved = services.connection_update(
+                org=obj.org, connection_id=obj.pk, actor=request.user, **data
+            )
+        else:
+            data.pop("status", None)
+            saved = services.connection_create(actor=request.user, **data)
+        form.instance = saved
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.connection_delete(org=obj.org, connection_id=obj.pk, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("org"):
+            self.delete_model(request, obj)
+
+    @admin.action(description=_("Test the selected connections"))
+    def test_connections(self, request, queryset):
+        for connection in queryset.select_related("org"):
+            result = services.connection_test(org=connection.org, connection_id=connection.id)
+            _report(self, request, connection.name, result)
+
+    @admin.action(description=_("Rotate the webhook secret of the selected connections"))
+    def rotate_webhook_secrets(self, request, queryset):
+        for connection in queryset.select_related("org"):
+            services.connection_rotate_secret(
+                org=connection.org, connection_id=connection.id, actor=request.user
+            )
+        self.message_user(
+            request,
+            _("New webhook URLs: tell the platforms (set callback) before they post again."),
+            messages.WARNING,
+        )
+
+
+@admin.register(AIApp)
+class AIAppAdmin(OrgScopedAdmin):
+    form = AIAppForm
+    list_display = [
+        "name",
+        "provider",
+        "org",
+        "purpose",
+        "is_default",
+        "enabled",
+        "model",
+        "masked_api_key",
+        "last_check_ok",
+        "last_checked_at",
+    ]
+    list_filter = ["provider", "purpose", "is_default", "enabled", "last_check_ok", "org"]
+    search_fields = ["name", "model", "app_id", "base_url"]
+    list_select_related = ["org"]
+    readonly_fields = ["last_checked_at", "last_check_ok", "last_check_detail", "last_latency_ms"]
+    actions = ["test_ai_apps"]
+
+    @admin.display(description=_("API key"))
+    def masked_api_key(self, obj: AIApp) -> str:
+        return mask_secret(obj.api_key)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "provider"] if obj else fields
+
+    def save_model(self, request, obj, form, change):
+        data = {k: v for k, v in form.cleaned_data.items() if k in form.Meta.fields}
+        if change:
+            data.pop("org", None)
+            data.pop("provider", None)
+            saved = services.ai_app_update(
+                org=obj.org, ai_app_id=obj.pk, actor=request.user, **data
+            )
+        else:
+            saved = services.ai_app_create(actor=request.user, **data)
+        form.instance = saved
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.ai_app_delete(org=obj.org, ai_app_id=obj.pk, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("org"):
+            self.delete_model(request, obj)
+
+    @admin.action(description=_("Test the selected AI apps (one real turn)"))
+    def test_ai_apps(self, request, queryset):
+        for ai_app in queryset.select_related("org"):
+            result = services.ai_app_test(org=ai_app.org, ai_app_id=ai_app.id)
+            _report(self, request, ai_app.name, result)
+
+
+@admin.register(IntegrationCall)
+class IntegrationCallAdmin(OrgScopedAdmin):
+    """The call log is written by the clients only: read-only here."""
+
+    list_display = [
+        "at",
+        "org",
+        "service",
+        "operation",
+        "ok",
+        "http_status",
+        "error_class",
+        "latency_ms",
+        "attempt",
+        "connection",
+        "ai_app",
+        "wechat_account_id",
+    ]
+    list_filter = ["service", "ok", "error_class", "http_status", "org"]
+    search_fields = ["operation", "request_id", "error_class"]
+    date_hierarchy = "at"
+    list_select_related = ["org", "connection", "ai_app"]
+    ordering = ["-at", "-id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in IntegrationCall._meta.fields]

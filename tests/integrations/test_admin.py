@@ -1,0 +1,193 @@
+"""Admin of the integrations app: masked write-only secrets, test actions, org scoping."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.accounts.models import AuditEvent
+from apps.integrations import services
+from apps.integrations.models import AIApp, PlatformConnection
+from apps.orgs.models import Role
+from tests.accounts.factories import UserFactory
+from tests.fixtures_simulators import SIM_GEWE_TOKEN, SIM_OPENAI_KEY
+from tests.integrations.factories import (
+    AIAppFactory,
+    IntegrationCallFactory,
+    PlatformConnectionFactory,
+)
+from tests.orgs.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+ADMIN = "/admin/integrations"
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_sleep(monkeypatch):
+    monkeypatch.setitem(services.CLIENT_DEFAULTS, "sleep", lambda seconds: None)
+
+
+@pytest.fixture
+def staff_manager(org):
+    user = UserFactory(is_staff=True, default_org=org)
+    MembershipFactory(org=org, user=user, role=Role.MANAGER)
+    return user
+
+
+@pytest.fixture
+def staff_client(client, staff_manager):
+    client.force_login(staff_manager)
+    return client
+
+
+def test_connection_list_and_form_never_show_the_secret(staff_client, org):
+    connection = PlatformConnectionFactory(org=org, token="admin-visible-never-7777")
+    listing = staff_client.get(f"{ADMIN}/platformconnection/").content.decode()
+    assert "adm...7777" in listing
+    assert "admin-visible-never-7777" not in listing
+    page = staff_client.get(f"{ADMIN}/platformconnection/{connection.id}/change/").content.decode()
+    assert "admin-visible-never-7777" not in page
+    assert "adm...7777" in page  # in the "keep" help text
+    assert connection.webhook_url in page
+
+
+def test_ai_app_list_masks_the_key(staff_client, org):
+    AIAppFactory(org=org, api_key="sk-admin-secret-5555")
+    listing = staff_client.get(f"{ADMIN}/aiapp/").content.decode()
+    assert "sk-...5555" in listing and "sk-admin-secret-5555" not in listing
+
+
+def test_change_form_keeps_blank_secret_and_saves_through_services(staff_client, org):
+    connection = PlatformConnectionFactory(org=org, token="keep-this-token-1234", name="Old")
+    response = staff_client.post(
+        f"{ADMIN}/platformconnection/{connection.id}/change/",
+        {
+            "org": org.id,
+            "name": "New name",
+            "base_url": "http://gewechat:2531/v2/api",
+            "token": "",
+            "account": "",
+            "password": "",
+            "extra": "{}",
+            "status": "unknown",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    connection.refresh_from_db()
+    assert (connection.name, connection.token) == ("New name", "keep-this-token-1234")
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.CREDENTIALS_CHANGED).exists()
+
+    staff_client.post(
+        f"{ADMIN}/platformconnection/{connection.id}/change/",
+        {
+            "org": org.id,
+            "name": "New name",
+            "base_url": "http://gewechat:2531/v2/api",
+            "token": "replaced-token-9999",
+            "account": "",
+            "password": "",
+            "extra": "{}",
+            "status": "unknown",
+        },
+    )
+    connection.refresh_from_db()
+    assert connection.token == "replaced-token-9999"
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CREDENTIALS_CHANGED).count() == 1
+
+
+def test_add_ai_app_in_admin(staff_client, org):
+    response = staff_client.post(
+        f"{ADMIN}/aiapp/add/",
+        {
+            "org": org.id,
+            "provider": "openai",
+            "name": "Admin app",
+            "base_url": "http://localhost:3030/v1",
+            "api_key": "sk-added-in-admin-1111",
+            "model": "qwen-plus",
+            "purpose": "reply",
+            "enabled": "on",
+            "extra": "{}",
+            "system_prompt": "",
+            "app_id": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    app = AIApp.objects.get(org=org, name="Admin app")
+    assert app.api_key == "sk-added-in-admin-1111"
+
+
+def test_test_actions_call_the_simulators(staff_client, org, simulators_clean):
+    connection = PlatformConnectionFactory(
+        org=org, base_url=simulators_clean.urls["gewe"], token=SIM_GEWE_TOKEN
+    )
+    app = AIAppFactory(org=org, base_url=simulators_clean.urls["openai"], api_key=SIM_OPENAI_KEY)
+    response = staff_client.post(
+        f"{ADMIN}/platformconnection/",
+        {"action": "test_connections", "_selected_action": [connection.id]},
+        follow=True,
+    )
+    assert "OK in" in response.content.decode()
+    connection.refresh_from_db()
+    assert connection.status == PlatformConnection.Status.OK
+
+    response = staff_client.post(
+        f"{ADMIN}/aiapp/",
+        {"action": "test_ai_apps", "_selected_action": [app.id]},
+        follow=True,
+    )
+    assert "echo:" in response.content.decode()
+    app.refresh_from_db()
+    assert app.last_check_ok is True
+
+
+def test_rotate_action(staff_client, org):
+    connection = PlatformConnectionFactory(org=org)
+    old = connection.webhook_secret
+    staff_client.post(
+        f"{ADMIN}/platformconnection/",
+        {"action": "rotate_webhook_secrets", "_selected_action": [connection.id]},
+    )
+    connection.refresh_from_db()
+    assert connection.webhook_secret != old
+
+
+def test_call_log_is_read_only_with_date_hierarchy(staff_client, org):
+    call = IntegrationCallFactory(org=org, operation="send_text_unique")
+    listing = staff_client.get(f"{ADMIN}/integrationcall/")
+    assert listing.status_code == 200
+    assert "send_text_unique" in listing.content.decode()
+    assert staff_client.get(f"{ADMIN}/integrationcall/add/").status_code == 403
+    detail = staff_client.get(f"{ADMIN}/integrationcall/{call.id}/change/")
+    assert detail.status_code == 200  # view-only
+    staff_client.post(f"{ADMIN}/integrationcall/{call.id}/change/", {"operation": "x"})
+    call.refresh_from_db()
+    assert call.operation == "send_text_unique"
+    filtered = staff_client.get(f"{ADMIN}/integrationcall/", {"service": "gewe", "ok__exact": "1"})
+    assert filtered.status_code == 200
+
+
+def test_staff_sees_only_their_orgs_rows(staff_client, other_org):
+    connection = PlatformConnectionFactory(org=other_org, name="Foreign connection")
+    app = AIAppFactory(org=other_org, name="Foreign app")
+    call = IntegrationCallFactory(org=other_org, operation="foreign_operation")
+    assert (
+        "Foreign connection"
+        not in staff_client.get(f"{ADMIN}/platformconnection/").content.decode()
+    )
+    assert "Foreign app" not in staff_client.get(f"{ADMIN}/aiapp/").content.decode()
+    assert "foreign_operation" not in staff_client.get(f"{ADMIN}/integrationcall/").content.decode()
+    for url in (
+        f"{ADMIN}/platformconnection/{connection.id}/change/",
+        f"{ADMIN}/aiapp/{app.id}/change/",
+        f"{ADMIN}/integrationcall/{call.id}/change/",
+    ):
+        assert staff_client.get(url).status_code in (302, 403, 404), url
+    # An action posted with a foreign id does nothing to it.
+    old = connection.webhook_secret
+    staff_client.post(
+        f"{ADMIN}/platformconnection/",
+        {"action": "rotate_webhook_secrets", "_selected_action": [connection.id]},
+    )
+    connection.refresh_from_db()
+    assert connection.webhook_secret == old
