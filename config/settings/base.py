@@ -325,38 +325,6 @@ NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS = env.float(
     "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS", default=5
 )
 
-# --- WeChat accounts and the outbound pipeline (apps.wechat_accounts) ---------------------------
-# Length of the per-minute sliding windows (account, organisation, global). Tests shorten it.
-WECHAT_SEND_WINDOW_SECONDS = env.float("WECHAT_SEND_WINDOW_SECONDS", default=60)
-# Sends per window across each organisation, and across the whole deployment (0 = no limit).
-WECHAT_SEND_ORG_LIMIT_PER_MINUTE = env.int("WECHAT_SEND_ORG_LIMIT_PER_MINUTE", default=600)
-WECHAT_SEND_GLOBAL_LIMIT_PER_MINUTE = env.int("WECHAT_SEND_GLOBAL_LIMIT_PER_MINUTE", default=6000)
-# Multiplies every account's human-like delay range (0 disables the delay, e.g. in tests).
-WECHAT_SEND_DELAY_SCALE = env.float("WECHAT_SEND_DELAY_SCALE", default=1.0)
-# A claimed send ("sending") is recovered by the periodic task after its lease expires.
-WECHAT_SEND_LEASE_SECONDS = env.int("WECHAT_SEND_LEASE_SECONDS", default=120)
-# Attempts per message on retryable errors, and the backoff base / cap in seconds.
-WECHAT_SEND_MAX_ATTEMPTS = env.int("WECHAT_SEND_MAX_ATTEMPTS", default=3)
-WECHAT_SEND_RETRY_BASE_SECONDS = env.float("WECHAT_SEND_RETRY_BASE_SECONDS", default=5)
-WECHAT_SEND_RETRY_MAX_SECONDS = env.float("WECHAT_SEND_RETRY_MAX_SECONDS", default=300)
-# The ambiguous case (the platform call may have gone through but no answer was stored: read
-# timeout, or a worker killed during the call): "at_most_once" marks the message failed
-# ("delivery unknown") so a person decides; "at_least_once" sends it again (may duplicate).
-WECHAT_SEND_AMBIGUOUS_POLICY = env.str("WECHAT_SEND_AMBIGUOUS_POLICY", default="at_most_once")
-# Queued messages older than this (e.g. the account stayed offline) fail as expired.
-WECHAT_SEND_QUEUE_TTL_SECONDS = env.int("WECHAT_SEND_QUEUE_TTL_SECONDS", default=86400)
-# A queued message untouched this long is re-enqueued by the recovery task (lost broker task).
-WECHAT_SEND_STALE_QUEUED_SECONDS = env.int("WECHAT_SEND_STALE_QUEUED_SECONDS", default=300)
-# QR login: poll interval of the background task, and how long a login may stay pending.
-WECHAT_LOGIN_POLL_SECONDS = env.float("WECHAT_LOGIN_POLL_SECONDS", default=5)
-WECHAT_LOGIN_TIMEOUT_SECONDS = env.int("WECHAT_LOGIN_TIMEOUT_SECONDS", default=600)
-# Online check period (the beat entry above) over which per-account checks are spread.
-WECHAT_ONLINE_CHECK_INTERVAL_SECONDS = env.int("WECHAT_ONLINE_CHECK_INTERVAL_SECONDS", default=300)
-# Contact sync: wxids per detail request (GeWe getBriefInfo allows 100, E云 getContact 20).
-WECHAT_CONTACT_SYNC_BATCH = env.int("WECHAT_CONTACT_SYNC_BATCH", default=100)
-# Moments timeline cache lifetime.
-WECHAT_MOMENTS_TIMELINE_TTL_SECONDS = env.int("WECHAT_MOMENTS_TIMELINE_TTL_SECONDS", default=300)
-
 # --- Logging ------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
