@@ -184,7 +184,10 @@ class SimulatorServer:
         self.port = self._server.server_address[1]
         self._stopping.clear()
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"{self.name}-sim", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # quick shutdown()
+            name=f"{self.name}-sim",
+            daemon=True,
         )
         self._thread.start()
         return self
