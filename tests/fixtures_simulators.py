@@ -6,7 +6,8 @@
 
 ``simulators`` is session-scoped (started once, on free ports); ``simulators_clean`` resets
 their state, recorded requests and faults first. Credentials: ``SIM_GEWE_TOKEN`` and
-``SIM_OPENAI_KEY`` (the same as ``manage.py simulate`` and the demo rows use).
+``SIM_OPENAI_KEY``, ``SIM_ECLOUD_AUTHORIZATION``, ``SIM_FASTGPT_KEY``,
+``SIM_DIFY_KEY``, ``SIM_DASHSCOPE_KEY`` (the same as ``manage.py simulate`` and the demo rows use).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from apps.integrations import simulation
 
 SIM_GEWE_TOKEN = simulation.DEMO_GEWE_TOKEN
 SIM_OPENAI_KEY = simulation.DEMO_OPENAI_KEY
+SIM_ECLOUD_AUTHORIZATION = simulation.DEMO_ECLOUD_AUTHORIZATION
+SIM_FASTGPT_KEY = simulation.DEMO_FASTGPT_KEY
+SIM_DIFY_KEY = simulation.DEMO_DIFY_KEY
+SIM_DASHSCOPE_KEY = simulation.DEMO_DASHSCOPE_KEY
 
 
 @pytest.fixture(scope="session")

@@ -224,7 +224,9 @@ def ai_client_for(
     if provider == AIApp.Provider.FASTGPT:
         from apps.integrations.clients.fastgpt import FastGPTClient
 
-        return FastGPTClient(ai_app.base_url, ai_app.api_key, **common)
+        return FastGPTClient(
+            ai_app.base_url, ai_app.api_key, app_id=ai_app.app_id or None, **common
+        )
     if provider == AIApp.Provider.DIFY:
         from apps.integrations.clients.dify import DifyClient
 
@@ -458,15 +460,17 @@ class CheckResult:
     output_tokens: int | None = None
 
 
-def _probe_connection(client: WeChatPlatformClient) -> str:
+def _probe_connection(client: WeChatPlatformClient, connection: PlatformConnection) -> str:
     """A cheap authenticated call that proves the credentials and the base URL work."""
-    if hasattr(client, "list_devices"):  # GeWe: /login/deviceList
-        devices = client.list_devices()
+    if connection.provider == PlatformConnection.Provider.GEWE:
+        devices = client.list_devices()  # /login/deviceList
         return _("%(count)d device(s) known to this token.") % {"count": len(devices)}
-    if hasattr(client, "list_online_accounts"):  # E云管家: /queryLoginWx
-        accounts = client.list_online_accounts()
-        return _("%(count)d account(s) online.") % {"count": len(accounts)}
-    raise ApplicationError(_("This platform client has no health probe."))
+    if not client.authorization and connection.account and connection.password:
+        client.member_login(connection.account, connection.password)
+    # Adapter: the E云 client has no public "online accounts" call yet; /queryLoginWx through
+    # its logged call path is the cheapest authenticated request.
+    accounts = client._post("query_login_wx", "/queryLoginWx") or []
+    return _("%(count)d account(s) online.") % {"count": len(accounts)}
 
 
 def connection_test(*, org, connection_id: int) -> CheckResult:
@@ -477,7 +481,7 @@ def connection_test(*, org, connection_id: int) -> CheckResult:
     started = time.monotonic()
     try:
         client = wechat_client_for(connection)
-        detail = _probe_connection(client)
+        detail = _probe_connection(client, connection)
         result = CheckResult(ok=True, latency_ms=_ms_since(started), detail=detail)
     except IntegrationError as exc:
         result = CheckResult(

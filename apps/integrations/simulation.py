@@ -13,6 +13,10 @@ from apps.integrations.simulators.runner import SIMULATORS, SimulatorHandle, sta
 # Credentials `manage.py simulate` configures, and the demo rows use (simulators only).
 DEMO_GEWE_TOKEN = "demo-gewe-token-0123456789abcdef"
 DEMO_OPENAI_KEY = "sk-sim-demo-openai"
+DEMO_ECLOUD_AUTHORIZATION = "demo-ecloud-authorization-0123456789"
+DEMO_FASTGPT_KEY = "fastgpt-sim-demo-key"
+DEMO_DIFY_KEY = "app-sim-demo-dify"
+DEMO_DASHSCOPE_KEY = "sk-sim-demo-dashscope"
 
 
 def available_simulators() -> list[str]:
@@ -28,6 +32,10 @@ def demo_options() -> dict[str, dict]:
     return {
         "gewe": {"token": DEMO_GEWE_TOKEN},
         "openai": {"api_keys": [DEMO_OPENAI_KEY]},
+        "ecloud": {"authorization": DEMO_ECLOUD_AUTHORIZATION},
+        "fastgpt": {"api_keys": [DEMO_FASTGPT_KEY]},
+        "dify": {"api_keys": [DEMO_DIFY_KEY]},
+        "dashscope": {"api_keys": [DEMO_DASHSCOPE_KEY]},
     }
 
 

@@ -360,3 +360,51 @@ def test_ai_app_default_follows_changes(org):
     services.ai_app_update(org=org, ai_app_id=second.id, enabled=False)
     assert selectors.ai_app_default(org=org, purpose="reply") is None
     assert selectors.ai_app_default(org=org, purpose=AIApp.Purpose.INTENT) is None
+
+
+# -- the other providers -------------------------------------------------------------------
+
+
+def test_ecloud_connection_test_against_simulator(org, sims):
+    from tests.fixtures_simulators import SIM_ECLOUD_AUTHORIZATION
+
+    conn = PlatformConnectionFactory(
+        org=org, provider="ecloud", base_url=sims.urls["ecloud"], token=SIM_ECLOUD_AUTHORIZATION
+    )
+    result = services.connection_test(org=org, connection_id=conn.id)
+    assert result.ok, result
+    assert IntegrationCall.objects.filter(connection=conn, service="ecloud", ok=True).exists()
+
+    bad = PlatformConnectionFactory(
+        org=org, provider="ecloud", base_url=sims.urls["ecloud"], token="wrong"
+    )
+    assert services.connection_test(org=org, connection_id=bad.id).ok is False
+
+
+@pytest.mark.parametrize(
+    "provider, url_name, key_name",
+    [
+        ("fastgpt", "fastgpt", "SIM_FASTGPT_KEY"),
+        ("dify", "dify", "SIM_DIFY_KEY"),
+        ("openai", "dashscope", "SIM_DASHSCOPE_KEY"),
+    ],
+)
+@pytest.mark.parametrize("streaming", [False, True])
+def test_ai_app_test_for_every_provider(org, sims, provider, url_name, key_name, streaming):
+    from tests import fixtures_simulators
+
+    app = AIAppFactory(
+        org=org,
+        provider=provider,
+        base_url=sims.urls[url_name],
+        api_key=getattr(fixtures_simulators, key_name),
+        model="qwen-plus" if provider == "openai" else "",
+        streaming=streaming,
+        # DashScope is detected from its host name; the simulator runs on 127.0.0.1.
+        extra={"flavor": "dashscope"} if url_name == "dashscope" else {},
+    )
+    result = services.ai_app_test(org=org, ai_app_id=app.id, prompt="hello")
+    assert result.ok, result
+    assert "hello" in result.text
+    expected_service = "dashscope" if url_name == "dashscope" else provider
+    assert IntegrationCall.objects.filter(ai_app=app, service=expected_service, ok=True).exists()

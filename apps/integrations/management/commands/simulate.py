@@ -43,7 +43,12 @@ class Command(BaseCommand):
         for name, url in handle.urls.items():
             self.stdout.write(f"{name:10s} {url}")
         self.stdout.write(
-            f"GeWe token: {simulation.DEMO_GEWE_TOKEN}  OpenAI key: {simulation.DEMO_OPENAI_KEY}"
+            "Credentials: "
+            f"GeWe token {simulation.DEMO_GEWE_TOKEN}, "
+            f"E云 Authorization {simulation.DEMO_ECLOUD_AUTHORIZATION}, "
+            f"OpenAI key {simulation.DEMO_OPENAI_KEY}, "
+            f"DashScope key {simulation.DEMO_DASHSCOPE_KEY}, "
+            f"FastGPT key {simulation.DEMO_FASTGPT_KEY}, Dify key {simulation.DEMO_DIFY_KEY}"
         )
         self.stdout.write("Simulators running; press Ctrl-C to stop.")
         self.stdout.flush()
