@@ -151,6 +151,23 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Periodic tasks are declared once, here; each app adds its entries below its own heading.
 CELERY_BEAT_SCHEDULE: dict = {}
+# wechat_accounts: online checks (fanned out per org, spread over the interval), outbound
+# recovery (expired send leases, lost queue tasks, deferred sends now due), scheduled Moments.
+CELERY_BEAT_SCHEDULE["wechat-accounts-check-online"] = {
+    "task": "apps.wechat_accounts.tasks.accounts_check_online_all_orgs",
+    "schedule": 300.0,
+    "options": {"expires": 290},
+}
+CELERY_BEAT_SCHEDULE["wechat-accounts-outbound-recover"] = {
+    "task": "apps.wechat_accounts.tasks.outbound_recover_all_orgs",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
+CELERY_BEAT_SCHEDULE["wechat-accounts-moments-due"] = {
+    "task": "apps.wechat_accounts.tasks.moments_post_due_all_orgs",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
 # monitoring (realtime): stats_update to live monitor sockets, offline events for expired presence.
 CELERY_BEAT_SCHEDULE["monitoring-ws-stats-push"] = {
     "task": "apps.monitoring.tasks.ws_stats_push",
@@ -226,7 +243,15 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.api.schema.add_organization_header",
     ],
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        # wechat_accounts
+        "WeChatAccountStatusEnum": "apps.wechat_accounts.models.WeChatAccount.Status",
+        "ReplyPolicyEnum": "apps.wechat_accounts.models.ReplyPolicy",
+        "MomentPostStatusEnum": "apps.wechat_accounts.models.MomentPost.Status",
+        "FriendRequestStatusEnum": "apps.wechat_accounts.models.FriendRequest.Status",
+        "ContactSyncStateEnum": "apps.wechat_accounts.models.WeChatAccount.SyncState",
+        "MessageStatusEnum": "apps.conversations.models.Message.Status",
+    },
 }
 
 # --- Billing ------------------------------------------------------------------------------------
@@ -324,6 +349,38 @@ NOTIFICATIONS_SMS_BACKEND = env.str(
 NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS = env.float(
     "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS", default=5
 )
+
+# --- WeChat accounts and the outbound pipeline (apps.wechat_accounts) ---------------------------
+# Length of the per-minute sliding windows (account, organisation, global). Tests shorten it.
+WECHAT_SEND_WINDOW_SECONDS = env.float("WECHAT_SEND_WINDOW_SECONDS", default=60)
+# Sends per window across each organisation, and across the whole deployment (0 = no limit).
+WECHAT_SEND_ORG_LIMIT_PER_MINUTE = env.int("WECHAT_SEND_ORG_LIMIT_PER_MINUTE", default=600)
+WECHAT_SEND_GLOBAL_LIMIT_PER_MINUTE = env.int("WECHAT_SEND_GLOBAL_LIMIT_PER_MINUTE", default=6000)
+# Multiplies every account's human-like delay range (0 disables the delay, e.g. in tests).
+WECHAT_SEND_DELAY_SCALE = env.float("WECHAT_SEND_DELAY_SCALE", default=1.0)
+# A claimed send ("sending") is recovered by the periodic task after its lease expires.
+WECHAT_SEND_LEASE_SECONDS = env.int("WECHAT_SEND_LEASE_SECONDS", default=120)
+# Attempts per message on retryable errors, and the backoff base / cap in seconds.
+WECHAT_SEND_MAX_ATTEMPTS = env.int("WECHAT_SEND_MAX_ATTEMPTS", default=3)
+WECHAT_SEND_RETRY_BASE_SECONDS = env.float("WECHAT_SEND_RETRY_BASE_SECONDS", default=5)
+WECHAT_SEND_RETRY_MAX_SECONDS = env.float("WECHAT_SEND_RETRY_MAX_SECONDS", default=300)
+# The ambiguous case (the platform call may have gone through but no answer was stored: read
+# timeout, or a worker killed during the call): "at_most_once" marks the message failed
+# ("delivery unknown") so a person decides; "at_least_once" sends it again (may duplicate).
+WECHAT_SEND_AMBIGUOUS_POLICY = env.str("WECHAT_SEND_AMBIGUOUS_POLICY", default="at_most_once")
+# Queued messages older than this (e.g. the account stayed offline) fail as expired.
+WECHAT_SEND_QUEUE_TTL_SECONDS = env.int("WECHAT_SEND_QUEUE_TTL_SECONDS", default=86400)
+# A queued message untouched this long is re-enqueued by the recovery task (lost broker task).
+WECHAT_SEND_STALE_QUEUED_SECONDS = env.int("WECHAT_SEND_STALE_QUEUED_SECONDS", default=300)
+# QR login: poll interval of the background task, and how long a login may stay pending.
+WECHAT_LOGIN_POLL_SECONDS = env.float("WECHAT_LOGIN_POLL_SECONDS", default=5)
+WECHAT_LOGIN_TIMEOUT_SECONDS = env.int("WECHAT_LOGIN_TIMEOUT_SECONDS", default=600)
+# Online check period (the beat entry above) over which per-account checks are spread.
+WECHAT_ONLINE_CHECK_INTERVAL_SECONDS = env.int("WECHAT_ONLINE_CHECK_INTERVAL_SECONDS", default=300)
+# Contact sync: wxids per detail request (GeWe getBriefInfo allows 100, E云 getContact 20).
+WECHAT_CONTACT_SYNC_BATCH = env.int("WECHAT_CONTACT_SYNC_BATCH", default=100)
+# Moments timeline cache lifetime.
+WECHAT_MOMENTS_TIMELINE_TTL_SECONDS = env.int("WECHAT_MOMENTS_TIMELINE_TTL_SECONDS", default=300)
 
 # --- Logging ------------------------------------------------------------------------------------
 LOGGING = {
