@@ -200,7 +200,7 @@ class StreamCall:
         while True:
             # read1 returns whatever is buffered (>= 1 byte) instead of waiting for a full block,
             # so frames reach the caller as soon as the provider flushes them.
-            chunk = raw.read1(65536) if hasattr(raw, "read1") else raw.read(65536)
+            chunk = raw.read1(65536, decode_content=True)
             if not chunk:
                 return
             yield chunk
