@@ -6,3 +6,8 @@ class MonitoringConfig(AppConfig):
     name = "apps.monitoring"
     label = "monitoring"
     verbose_name = _("Monitoring")
+
+    def ready(self) -> None:
+        from apps.monitoring import receivers
+
+        receivers.connect()

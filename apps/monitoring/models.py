@@ -10,6 +10,7 @@ below the notification models.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -54,6 +55,14 @@ class Notification(OrgScopedModel):
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        # Rendered as a link in the SPA, e-mails and robots: never a javascript: URL.
+        url = self.action_url or ""
+        if url and not (url.startswith("/") or url.startswith(("https://", "http://"))):
+            raise ValidationError(
+                {"action_url": _("Use a path starting with / or an http(s) URL.")}
+            )
 
 
 class NotificationWebhook(OrgScopedModel):

@@ -244,6 +244,9 @@ SPECTACULAR_SETTINGS = {
         "apps.core.api.schema.add_organization_header",
     ],
     "ENUM_NAME_OVERRIDES": {
+        # monitoring (notifications) and orgs roles, shared by several serializers
+        "NotificationTypeEnum": "apps.monitoring.models.Notification.Type",
+        "RoleEnum": "apps.orgs.models.Role",
         # wechat_accounts
         "WeChatAccountStatusEnum": "apps.wechat_accounts.models.WeChatAccount.Status",
         "ReplyPolicyEnum": "apps.wechat_accounts.models.ReplyPolicy",

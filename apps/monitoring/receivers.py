@@ -1,0 +1,162 @@
+"""Turns the domain events of ``apps.core.events`` into notifications (connected in
+``MonitoringConfig.ready``). A receiver never raises into the sender: it logs instead."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from django.utils.translation import gettext as _
+
+from apps.core import events
+from apps.monitoring.models import Notification
+from apps.orgs.models import Organization, Role
+
+logger = logging.getLogger(__name__)
+
+OWNERS_AND_MANAGERS = [Role.OWNER, Role.ADMIN, Role.MANAGER]
+OWNERS_AND_ADMINS = [Role.OWNER, Role.ADMIN]
+
+# Account statuses (wechat_accounts state machine) by how bad they are.
+_URGENT_ACCOUNT_STATUSES = {"banned", "blocked", "risk", "risk_control", "frozen", "restricted"}
+_WARNING_ACCOUNT_STATUSES = {"offline", "logged_out", "expired", "error", "disconnected"}
+
+
+def _safe(receiver):
+    @functools.wraps(receiver)
+    def wrapper(sender, **kwargs):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:  # noqa: BLE001 - a notification must never break the sender's work.
+            logger.exception("Notification receiver %s failed", receiver.__name__)
+
+    return wrapper
+
+
+def _org(org_id) -> Organization | None:
+    return Organization.objects.filter(id=org_id).first()
+
+
+def _notify(**kwargs):
+    from apps.monitoring.services import notify
+
+    return notify(**kwargs)
+
+
+@_safe
+def on_account_status_changed(
+    sender, *, org_id, account_id, from_status, to_status, reason="", **_kwargs
+):
+    org = _org(org_id)
+    if org is None:
+        return
+    status = str(to_status).lower()
+    if status in _URGENT_ACCOUNT_STATUSES:
+        kind = Notification.Type.URGENT
+    elif status in _WARNING_ACCOUNT_STATUSES:
+        kind = Notification.Type.WARNING
+    elif status == "online":
+        kind = Notification.Type.SUCCESS
+    else:
+        kind = Notification.Type.INFO
+    _notify(
+        org=org,
+        roles=OWNERS_AND_MANAGERS,
+        type=kind,
+        category="account_status",
+        title=_("WeChat account status changed"),
+        message=_("Account %(id)s changed from %(old)s to %(new)s. %(reason)s")
+        % {"id": account_id, "old": from_status, "new": to_status, "reason": reason or ""},
+        action_url=f"/wechat-accounts/{account_id}",
+        data={"account_id": account_id, "from_status": from_status, "to_status": to_status},
+    )
+
+
+@_safe
+def on_conversation_handed_off(
+    sender, *, org_id, conversation_id, reason="", assignee_id=None, **_kwargs
+):
+    org = _org(org_id)
+    if org is None:
+        return
+    target = {"users": [assignee_id]} if assignee_id else {"roles": OWNERS_AND_MANAGERS}
+    _notify(
+        org=org,
+        type=Notification.Type.WARNING,
+        category="handoff",
+        title=_("A conversation needs a person"),
+        message=_("Conversation %(id)s was handed over to a person: %(reason)s")
+        % {"id": conversation_id, "reason": reason or _("no reason given")},
+        action_url=f"/conversations/{conversation_id}",
+        data={"conversation_id": conversation_id, "reason": reason},
+        **target,
+    )
+
+
+@_safe
+def on_budget_threshold_crossed(
+    sender, *, org_id, budget_id, threshold, period, used=None, limit=None, **_kwargs
+):
+    org = _org(org_id)
+    if org is None:
+        return
+    threshold = int(threshold)
+    if threshold >= 100:
+        kind = Notification.Type.URGENT
+    elif threshold >= 95:
+        kind = Notification.Type.ERROR
+    else:
+        kind = Notification.Type.WARNING
+    _notify(
+        org=org,
+        roles=OWNERS_AND_ADMINS,
+        type=kind,
+        category="budget",
+        title=_("Budget %(threshold)s%% used") % {"threshold": threshold},
+        message=_("%(used)s of %(limit)s used in %(period)s.")
+        % {"used": used, "limit": limit, "period": period},
+        action_url=f"/billing/budgets/{budget_id}",
+        data={
+            "budget_id": budget_id,
+            "threshold": threshold,
+            "period": period,
+            "used": str(used),
+            "limit": str(limit),
+        },
+    )
+
+
+_SEVERITY_TYPES = {
+    "critical": Notification.Type.URGENT,
+    "error": Notification.Type.ERROR,
+    "warning": Notification.Type.WARNING,
+    "info": Notification.Type.INFO,
+}
+
+
+@_safe
+def on_alert_raised(
+    sender, *, org_id, alert_id, severity="warning", title="", message="", **_kwargs
+):
+    """The alerts work may send ``severity``, ``title`` and ``message`` with the signal; without
+    them a generic warning is stored."""
+    org = _org(org_id)
+    if org is None:
+        return
+    _notify(
+        org=org,
+        roles=OWNERS_AND_MANAGERS,
+        type=_SEVERITY_TYPES.get(str(severity).lower(), Notification.Type.WARNING),
+        category="alert",
+        title=title or _("Alert raised"),
+        message=message,
+        action_url=f"/monitoring/alerts/{alert_id}",
+        data={"alert_id": alert_id, "severity": severity},
+    )
+
+
+def connect() -> None:
+    events.account_status_changed.connect(on_account_status_changed, dispatch_uid="mon-account")
+    events.conversation_handed_off.connect(on_conversation_handed_off, dispatch_uid="mon-handoff")
+    events.budget_threshold_crossed.connect(on_budget_threshold_crossed, dispatch_uid="mon-budget")
+    events.alert_raised.connect(on_alert_raised, dispatch_uid="mon-alert")
