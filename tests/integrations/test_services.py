@@ -408,3 +408,53 @@ def test_ai_app_test_for_every_provider(org, sims, provider, url_name, key_name,
     assert "hello" in result.text
     expected_service = "dashscope" if url_name == "dashscope" else provider
     assert IntegrationCall.objects.filter(ai_app=app, service=expected_service, ok=True).exists()
+
+
+def test_in_flight_limit_is_per_org(settings, org, other_org, sims, openai_app):
+    from apps.integrations.clients.errors import ConcurrencyTimeout
+
+    settings.AI_MAX_IN_FLIGHT_PER_ORG = 1
+    settings.AI_IN_FLIGHT_WAIT_SECONDS = 0.1
+    held = services.ai_chat_stream(ai_app=openai_app, messages="hold the slot")
+    next(held)  # the stream holds the organisation's only slot
+    with pytest.raises(ConcurrencyTimeout):
+        services.ai_chat(ai_app=openai_app, messages="second")
+    theirs = AIAppFactory(org=other_org, base_url=sims.urls["openai"], api_key=SIM_OPENAI_KEY)
+    assert services.ai_chat(ai_app=theirs, messages="other org").text == "echo: other org"
+    list(held)
+    assert services.ai_chat(ai_app=openai_app, messages="after").text == "echo: after"
+
+
+def test_connection_test_task_twice_and_cross_org(org, other_org, sims, gewe_connection):
+    from apps.integrations.tasks import connection_test
+
+    assert connection_test.delay(org_id=org.id, connection_id=gewe_connection.id).get() is True
+    assert connection_test.delay(org_id=org.id, connection_id=gewe_connection.id).get() is True
+    # The wrong organisation (or a deleted row) is a no-op.
+    assert (
+        connection_test.delay(org_id=other_org.id, connection_id=gewe_connection.id).get() is None
+    )
+    assert connection_test.delay(org_id=org.id, connection_id=10**9).get() is None
+
+
+def test_webhook_secret_lookup(org, other_org):
+    conn = PlatformConnectionFactory(org=other_org)
+    found = selectors.connection_get_by_webhook_secret_all_orgs(
+        provider="gewe", secret=conn.webhook_secret
+    )
+    assert found == conn
+    assert (
+        selectors.connection_get_by_webhook_secret_all_orgs(
+            provider="ecloud", secret=conn.webhook_secret
+        )
+        is None
+    )
+    assert selectors.connection_get_by_webhook_secret_all_orgs(provider="gewe", secret="") is None
+    conn.status = PlatformConnection.Status.DISABLED
+    conn.save()
+    assert (
+        selectors.connection_get_by_webhook_secret_all_orgs(
+            provider="gewe", secret=conn.webhook_secret
+        )
+        is None
+    )
