@@ -52,7 +52,8 @@ end
 if blocking > 0 then
   return {0, wait, blocking}
 end
-local member = tostring(now) .. ':' .. token
+-- tostring() of a 16-digit number would use exponent notation: build it from TIME's parts.
+local member = t[1] .. string.format('%06d', tonumber(t[2])) .. ':' .. token
 for i, key in ipairs(KEYS) do
   local window = tonumber(ARGV[2 * i + 1])
   redis.call('ZADD', key, now, member)

@@ -517,6 +517,8 @@ def account_reconnect(*, org: Organization, account_id: int) -> WeChatAccount:
     account = _account_get(org=org, account_id=account_id)
     if not account.device_id:
         raise ConflictError(_("The account was never logged in."))
+    if account.status not in (Status.OFFLINE, Status.RISK_CONTROLLED, Status.ONLINE):
+        raise ConflictError(_("Only a dropped account can reconnect; use the QR login."))
     try:
         status = client_for_account(account).reconnect(account.device_id)
     except client_errors.IntegrationError as exc:
