@@ -193,8 +193,10 @@ class MonitoringConfig(OrgScopedModel):
     anomaly_min_hours = models.PositiveIntegerField(
         _("anomaly: minimum baseline hours"), default=24
     )
+    # High and critical alerts are sent as urgent notifications (e-mail, SMS numbers, every
+    # active robot); switched off they go out as errors (in-app, WebSocket, robots whose
+    # minimum type allows it).
     notify_email = models.BooleanField(_("e-mail for high and critical alerts"), default=True)
-    notify_webhook = models.BooleanField(_("webhooks for high and critical alerts"), default=True)
     last_run_at = models.DateTimeField(_("last run at"), null=True, blank=True)
 
     class Meta:

@@ -328,12 +328,6 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 (
-                    "notify_webhook",
-                    models.BooleanField(
-                        default=True, verbose_name="webhooks for high and critical alerts"
-                    ),
-                ),
-                (
                     "last_run_at",
                     models.DateTimeField(blank=True, null=True, verbose_name="last run at"),
                 ),
