@@ -1,9 +1,10 @@
-"""Conversations and their messages.
+"""Conversations, their messages, AI turns, labels and canned replies.
 
-This is the minimal first cut the realtime work needs (created by the realtime engineer so the
-chat consumers have something real to look up). The WeChat-accounts / core-loop work extends
-these models with account and contact foreign keys, external ids and the inbound/outbound
-pipeline fields through new migrations.
+A ``Conversation`` is one chat of one WeChat account with one contact (a person or a group).
+Inbound messages arrive through the webhook inbox (``apps.integrations.webhooks``); outbound
+ones go through the one send pipeline (``apps.wechat_accounts.outbound.send``), whose record is
+the same ``Message`` model. An ``AITurn`` is one AI answer, keyed by the last customer message it
+answers, so a redelivered or retried turn never answers twice.
 """
 
 from __future__ import annotations
@@ -21,11 +22,26 @@ class Conversation(OrgScopedModel):
     class Status(models.TextChoices):
         OPEN = "open", _("Open")
         PENDING = "pending", _("Pending")
-        CLOSED = "closed", _("Closed")
+        RESOLVED = "resolved", _("Resolved")
+        SNOOZED = "snoozed", _("Snoozed")
 
     class Mode(models.TextChoices):
         AI = "ai", _("AI")
         HUMAN = "human", _("Human")
+
+    class Priority(models.IntegerChoices):
+        LOW = 0, _("Low")
+        NORMAL = 1, _("Normal")
+        HIGH = 2, _("High")
+        URGENT = 3, _("Urgent")
+
+    class AISession(models.TextChoices):
+        """The seeds' session lifecycle of the AI provider's conversation (computed)."""
+
+        NONE = "none", _("None")
+        ACTIVE = "active", _("Active")
+        IDLE = "idle", _("Idle")
+        EXPIRED = "expired", _("Expired")
 
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.OPEN
@@ -59,12 +75,46 @@ class Conversation(OrgScopedModel):
         blank=True,
         related_name="conversations",
     )
+    snooze_until = models.DateTimeField(_("snoozed until"), null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(
+        _("priority"), choices=Priority.choices, default=Priority.NORMAL
+    )
+    labels = models.ManyToManyField(
+        "conversations.Label", verbose_name=_("labels"), blank=True, related_name="conversations"
+    )
+    ai_app = models.ForeignKey(
+        "integrations.AIApp",
+        verbose_name=_("AI app"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Overrides the account's default AI app."),
+    )
+    # The provider's own session (FastGPT chatId / Dify conversation_id); a new one starts after
+    # CONVERSATION_AI_SESSION_EXPIRE_SECONDS without AI activity.
+    ai_conversation_id = models.CharField(
+        _("AI provider conversation id"), max_length=250, blank=True
+    )
+    ai_last_activity_at = models.DateTimeField(_("last AI activity"), null=True, blank=True)
+    # The newest customer message an AI turn has dealt with (answered, or handed to a person).
+    ai_answered_message_id = models.BigIntegerField(_("AI answered up to message"), default=0)
+    ai_paused_until = models.DateTimeField(_("AI paused until"), null=True, blank=True)
+    handoff_reason = models.CharField(_("handoff reason"), max_length=32, blank=True)
+    handed_off_at = models.DateTimeField(_("handed off at"), null=True, blank=True)
+    last_inbound_at = models.DateTimeField(_("last customer message at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")
         ordering = ["-last_message_at", "-id"]
-        indexes = [models.Index(fields=["org", "-last_message_at"])]
+        indexes = [
+            models.Index(fields=["org", "-last_message_at"]),
+            models.Index(fields=["org", "status", "mode"], name="conv_org_status_mode"),
+            models.Index(fields=["org", "updated_at"], name="conv_org_updated"),
+            models.Index(fields=["status", "snooze_until"], name="conv_snooze_due"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["org", "account", "contact"], name="conversation_org_account_contact"
@@ -72,7 +122,22 @@ class Conversation(OrgScopedModel):
         ]
 
     def __str__(self) -> str:
+        if self.contact_id:
+            return str(self.contact)
         return f"conversation {self.pk}"
+
+    def ai_session_state(self, now=None) -> str:
+        """active / idle / expired / none, from the last AI activity (seed 003)."""
+        from django.utils import timezone
+
+        if not self.ai_conversation_id or self.ai_last_activity_at is None:
+            return self.AISession.NONE
+        age = ((now or timezone.now()) - self.ai_last_activity_at).total_seconds()
+        if age >= settings.CONVERSATION_AI_SESSION_EXPIRE_SECONDS:
+            return self.AISession.EXPIRED
+        if age >= settings.CONVERSATION_AI_SESSION_IDLE_SECONDS:
+            return self.AISession.IDLE
+        return self.AISession.ACTIVE
 
 
 class Message(OrgScopedModel):
@@ -83,7 +148,7 @@ class Message(OrgScopedModel):
         OUTBOUND = "outbound", _("Outbound")
 
     class SenderKind(models.TextChoices):
-        CONTACT = "contact", _("Contact")
+        CUSTOMER = "customer", _("Customer")
         AI = "ai", _("AI")
         AGENT = "agent", _("Agent")
         SYSTEM = "system", _("System")
@@ -97,6 +162,8 @@ class Message(OrgScopedModel):
         LINK = "link", _("Link")
         VOICE = "voice", _("Voice")
         VIDEO = "video", _("Video")
+        EMOJI = "emoji", _("Emoji")
+        SYSTEM = "system", _("System notice")
         OTHER = "other", _("Other")
 
     class Status(models.TextChoices):
@@ -156,6 +223,34 @@ class Message(OrgScopedModel):
     call_started_at = models.DateTimeField(_("platform call started at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
+    # -- inbound details ---------------------------------------------------------------------
+    # In groups: who wrote it (the customer of a private chat is the conversation's contact).
+    sender_wxid = models.CharField(_("sender wxid"), max_length=128, blank=True)
+    sender_name = models.CharField(_("sender name"), max_length=200, blank=True)
+    mentions_account = models.BooleanField(_("mentions the account"), default=False)
+    # Decided at ingestion by the reply policy: this customer message asks for an AI answer.
+    triggers_ai = models.BooleanField(_("triggers the AI"), default=False)
+    platform_created_at = models.DateTimeField(_("platform time"), null=True, blank=True)
+
+    # -- AI metadata (replies: app, usage, cost, latency; inbound: intent, sentiment) ---------
+    ai_app = models.ForeignKey(
+        "integrations.AIApp",
+        verbose_name=_("AI app"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    ai_input_tokens = models.PositiveIntegerField(_("input tokens"), null=True, blank=True)
+    ai_output_tokens = models.PositiveIntegerField(_("output tokens"), null=True, blank=True)
+    ai_cost = models.DecimalField(
+        _("AI cost"), max_digits=18, decimal_places=10, null=True, blank=True
+    )
+    ai_latency_ms = models.PositiveIntegerField(_("AI latency (ms)"), null=True, blank=True)
+    intent = models.CharField(_("intent"), max_length=32, blank=True)
+    sentiment = models.CharField(_("sentiment"), max_length=16, blank=True)
+    sentiment_score = models.FloatField(_("sentiment score"), null=True, blank=True)
+
     class Meta:
         verbose_name = _("message")
         verbose_name_plural = _("messages")
@@ -185,3 +280,118 @@ class Message(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"message {self.pk} ({self.direction})"
+
+    @property
+    def display_text(self) -> str:
+        """The text, or a placeholder such as "[image]" for media (AI context, previews)."""
+        if self.text:
+            return self.text
+        return f"[{self.kind}]"
+
+
+# Compatibility alias: the first cut called the customer "contact" (value migrated to "customer").
+Message.SenderKind.CONTACT = Message.SenderKind.CUSTOMER
+
+
+class AITurn(OrgScopedModel):
+    """One AI answer of a conversation, keyed by the newest customer message it answers.
+
+    The unique (conversation, last_message) pair makes a turn idempotent: a retried task, a
+    redelivered webhook or a second worker finds the row and never answers again. Reply chunks
+    are queued with the idempotency key ``ai:<turn id>:<n>``.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        ANSWERED = "answered", _("Answered")
+        HANDED_OFF = "handed_off", _("Handed to a person")
+        SKIPPED = "skipped", _("Skipped")
+
+    conversation = models.ForeignKey(
+        Conversation,
+        verbose_name=_("conversation"),
+        on_delete=models.CASCADE,
+        related_name="ai_turns",
+    )
+    last_message = models.ForeignKey(
+        Message, verbose_name=_("last customer message"), on_delete=models.CASCADE, related_name="+"
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.RUNNING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    ai_app = models.ForeignKey(
+        "integrations.AIApp",
+        verbose_name=_("AI app"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    question = models.TextField(_("question"), blank=True)
+    answer = models.TextField(_("answer"), blank=True)
+    input_tokens = models.PositiveIntegerField(_("input tokens"), null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(_("output tokens"), null=True, blank=True)
+    cost = models.DecimalField(_("cost"), max_digits=18, decimal_places=10, null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("AI turn")
+        verbose_name_plural = _("AI turns")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "last_message"], name="aiturn_conversation_last_message"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"AI turn {self.pk} ({self.status})"
+
+
+class Label(OrgScopedModel):
+    """A label agents put on conversations (inbox filter)."""
+
+    name = models.CharField(_("name"), max_length=60)
+    color = models.CharField(_("colour"), max_length=7, default="#8c8c8c")
+
+    class Meta:
+        verbose_name = _("label")
+        verbose_name_plural = _("labels")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "name"], name="conversation_label_org_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CannedReply(OrgScopedModel):
+    """A saved answer agents insert; ``{nickname}``, ``{remark}``, ``{account_name}`` and
+    ``{agent_name}`` are filled in per conversation."""
+
+    title = models.CharField(_("title"), max_length=120)
+    shortcut = models.CharField(_("shortcut"), max_length=32, blank=True)
+    text = models.TextField(_("text"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("canned reply")
+        verbose_name_plural = _("canned replies")
+        ordering = ["title", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "title"], name="canned_reply_org_title"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,1 +1,28 @@
-"""Tasks of the conversations app."""
+"""Tasks of the conversations app: thin, idempotent, taking ids."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
+    """One AI turn of a conversation (idempotent: keyed by the last customer message)."""
+    from apps.conversations.ai import ai_turn_run as run
+
+    return run(org_id=org_id, conversation_id=conversation_id)
+
+
+@shared_task
+def core_loop_recover() -> dict:
+    """Periodic: re-enqueue webhook events stuck in "received", re-schedule unanswered AI
+    turns, reopen snoozed conversations that are due (all organisations; each step idempotent)."""
+    from apps.conversations.ai import conversations_recover_ai
+    from apps.conversations.services import conversations_wake_snoozed
+    from apps.integrations.webhooks import webhook_events_requeue_stuck
+
+    return {
+        "webhook_events": webhook_events_requeue_stuck(),
+        "ai_turns": conversations_recover_ai(),
+        "snoozed": conversations_wake_snoozed(),
+    }

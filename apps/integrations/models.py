@@ -295,3 +295,61 @@ class IntegrationCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service}.{self.operation} #{self.attempt} {'ok' if self.ok else 'failed'}"
+
+
+# -- webhook inbox (the core loop; see apps/integrations/webhooks.py) --------------------------
+
+
+class WebhookEvent(OrgScopedModel):
+    """One callback a platform posted to a connection's webhook URL, stored before we answer.
+
+    ``dedupe_key`` is unique per connection (the database is the guard): the platform's message
+    id (GeWe ``Appid:NewMsgId``, E云管家 ``wcId:newMsgId``, as strings) or, for events without
+    one, a hash of the body. A redelivery, concurrent or a day later, is a no-op. A Celery task
+    turns a ``received`` event into contacts, conversations and messages; a periodic task
+    re-enqueues events left ``received`` (broker lost the task, worker killed).
+    """
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        PROCESSED = "processed", _("Processed")
+        IGNORED = "ignored", _("Ignored")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Failed")
+
+    connection = models.ForeignKey(
+        PlatformConnection,
+        verbose_name=_("connection"),
+        on_delete=models.CASCADE,
+        related_name="webhook_events",
+    )
+    provider = models.CharField(
+        _("provider"), max_length=16, choices=PlatformConnection.Provider.choices
+    )
+    event_type = models.CharField(_("event type"), max_length=64, blank=True)
+    dedupe_key = models.CharField(_("dedupe key"), max_length=200)
+    payload = models.JSONField(_("payload"), null=True, blank=True)
+    raw_body = models.TextField(_("raw body (rejected events, truncated)"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.RECEIVED
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "dedupe_key"], name="webhook_event_connection_dedupe"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="webhook_event_status_created"),
+            models.Index(fields=["org", "created_at"], name="webhook_event_org_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type or '?'} ({self.status})"

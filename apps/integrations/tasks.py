@@ -26,3 +26,14 @@ def connection_test(*, org_id: int, connection_id: int) -> bool | None:
         return services.connection_test(org=org, connection_id=connection_id).ok
     except services.NotFoundError:
         return None
+
+
+# -- webhook inbox (core loop; apps/integrations/webhooks.py) ---------------------------------
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def webhook_event_process(*, event_id: int) -> str:
+    """Parse one stored webhook event into rows (idempotent: a processed event is skipped)."""
+    from apps.integrations import webhooks
+
+    return webhooks.webhook_event_process(event_id=event_id)

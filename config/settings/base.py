@@ -174,6 +174,13 @@ CELERY_BEAT_SCHEDULE["monitoring-ws-stats-push"] = {
     "schedule": 60.0,
     "options": {"expires": 55},
 }
+# conversations: re-enqueue webhook events stuck in "received", reschedule lost AI turns, wake
+# snoozed conversations.
+CELERY_BEAT_SCHEDULE["conversations-recover"] = {
+    "task": "apps.conversations.tasks.core_loop_recover",
+    "schedule": 30.0,
+    "options": {"expires": 25},
+}
 # billing: mark reservations left by crashed workers as expired (they stop counting at expiry).
 CELERY_BEAT_SCHEDULE["billing-expire-reservations"] = {
     "task": "apps.billing.tasks.reservations_expire_all_orgs",
@@ -391,6 +398,70 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+# --- Conversations and the core loop (apps.conversations, apps.integrations webhooks) -----------
+# Webhook bodies above this size answer 413; rejected bodies are stored truncated to this many chars.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+WEBHOOK_REJECTED_BODY_CHARS = env.int("WEBHOOK_REJECTED_BODY_CHARS", default=2000)
+# Events still "received" after this many seconds are enqueued again (lost broker task); after
+# WEBHOOK_MAX_ATTEMPTS processing attempts an event is marked failed.
+WEBHOOK_STUCK_SECONDS = env.int("WEBHOOK_STUCK_SECONDS", default=60)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
+# Messages older than this when they arrive (history replay after a re-login) are stored but
+# never answered by the AI.
+WEBHOOK_STALE_MESSAGE_SECONDS = env.int("WEBHOOK_STALE_MESSAGE_SECONDS", default=600)
+# Customer messages within this window are answered together in one AI turn (0 = at once).
+CONVERSATION_MERGE_WINDOW_SECONDS = env.float("CONVERSATION_MERGE_WINDOW_SECONDS", default=2.0)
+# One AI turn per conversation at a time across workers: the Redis lock's lifetime (longer than
+# an AI call); a crashed worker's lock expires after it. Busy turns retry after this delay.
+CONVERSATION_AI_LOCK_SECONDS = env.int("CONVERSATION_AI_LOCK_SECONDS", default=180)
+CONVERSATION_AI_BUSY_RETRY_SECONDS = env.float("CONVERSATION_AI_BUSY_RETRY_SECONDS", default=1.0)
+# Turn attempts (each AI call itself retries transient errors in the client) before a handoff.
+CONVERSATION_AI_MAX_ATTEMPTS = env.int("CONVERSATION_AI_MAX_ATTEMPTS", default=2)
+# Messages of history sent to OpenAI-compatible apps (FastGPT/Dify keep their own session).
+CONVERSATION_AI_CONTEXT_MESSAGES = env.int("CONVERSATION_AI_CONTEXT_MESSAGES", default=20)
+# The provider session is "idle" after this long without AI activity and "expired" (a new one
+# starts) after the second value (seed 003's active / idle / expired).
+CONVERSATION_AI_SESSION_IDLE_SECONDS = env.int("CONVERSATION_AI_SESSION_IDLE_SECONDS", default=1800)
+CONVERSATION_AI_SESSION_EXPIRE_SECONDS = env.int(
+    "CONVERSATION_AI_SESSION_EXPIRE_SECONDS", default=86400
+)
+# Output tokens reserved in the budget per AI turn before the call.
+CONVERSATION_AI_RESERVE_OUTPUT_TOKENS = env.int("CONVERSATION_AI_RESERVE_OUTPUT_TOKENS", default=512)
+# Long answers are split into WeChat-sized messages of at most this many characters.
+CONVERSATION_REPLY_CHUNK_CHARS = env.int("CONVERSATION_REPLY_CHUNK_CHARS", default=600)
+# A reply the salesperson sends from the phone pauses the AI of that chat this long.
+CONVERSATION_PHONE_PAUSE_SECONDS = env.int("CONVERSATION_PHONE_PAUSE_SECONDS", default=1800)
+# Customer words that hand the chat to a person (organisations add theirs in
+# Organization.settings["handoff_keywords"]).
+CONVERSATION_HANDOFF_KEYWORDS = env.list(
+    "CONVERSATION_HANDOFF_KEYWORDS", default=["转人工", "人工客服", "真人", "人工服务"]
+)
+# Sentiment score (-1..1) at or below which a chat goes to a person (when analysis is on).
+CONVERSATION_HANDOFF_SENTIMENT_SCORE = env.float(
+    "CONVERSATION_HANDOFF_SENTIMENT_SCORE", default=-0.7
+)
+# Intent / sentiment analysis of customer messages (Organization.settings "ai_analysis" wins).
+CONVERSATION_AI_ANALYSIS_ENABLED = env.bool("CONVERSATION_AI_ANALYSIS_ENABLED", default=False)
+# Streamed partial text is pushed as ai_processing_status at most this often (seconds).
+CONVERSATION_STREAM_PUSH_INTERVAL = env.float("CONVERSATION_STREAM_PUSH_INTERVAL", default=0.2)
+# Unanswered AI-triggering messages older than this are re-scheduled by the recovery task.
+CONVERSATION_AI_RECOVER_SECONDS = env.int("CONVERSATION_AI_RECOVER_SECONDS", default=60)
+# Benchmarks only: serve a bare JSON endpoint at /bench/bare/ to compare webhook throughput.
+BENCH_BARE_ENDPOINT = env.bool("BENCH_BARE_ENDPOINT", default=False)
+
+# --- SOP campaigns (apps.sop) -------------------------------------------------------------------
+# The tick's period (the beat entry above), deliveries claimed per batch and batches per tick.
+SOP_TICK_SECONDS = env.int("SOP_TICK_SECONDS", default=30)
+SOP_TICK_BATCH = env.int("SOP_TICK_BATCH", default=500)
+SOP_TICK_MAX_BATCHES = env.int("SOP_TICK_MAX_BATCHES", default=20)
+# A claimed delivery not handed over within this time (crashed worker) is claimed again.
+SOP_CLAIM_LEASE_SECONDS = env.int("SOP_CLAIM_LEASE_SECONDS", default=300)
+# Attempts (AI generation errors) before a delivery fails, and the first retry's delay.
+SOP_MAX_ATTEMPTS = env.int("SOP_MAX_ATTEMPTS", default=3)
+SOP_RETRY_BASE_SECONDS = env.float("SOP_RETRY_BASE_SECONDS", default=60)
+# Upper bound of the messages a dry run renders.
+SOP_DRY_RUN_MAX = env.int("SOP_DRY_RUN_MAX", default=100)
+
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from apps.integrations.api import views
+from apps.integrations.api import views, webhook_views
 from apps.integrations.selectors import SERVICE_SPECS
 
 SERVICE_KEYS = "|".join(SERVICE_SPECS)
@@ -27,5 +27,16 @@ urlpatterns = [
         name="service-stats",
     ),
     path("integrations/services/sync/", views.ServicesSyncView.as_view(), name="integrations-sync"),
+    # The platforms' webhooks (core loop; apps/integrations/api/webhook_views.py).
+    path(
+        "integrations/gewe/webhook/<str:secret>/",
+        webhook_views.GeWeWebhookView.as_view(),
+        name="gewe-webhook",
+    ),
+    path(
+        "integrations/ecloud/callback/<str:secret>/",
+        webhook_views.ECloudCallbackView.as_view(),
+        name="ecloud-callback",
+    ),
     *router.urls,
 ]
