@@ -11,3 +11,11 @@ class MonitoringConfig(AppConfig):
         from apps.monitoring import receivers
 
         receivers.connect()
+
+        # Health checks and alerts (monitoring work): alerts from domain events, /readyz.
+        from apps.core.health import READINESS_CHECKS
+        from apps.monitoring import alerting, checks
+
+        alerting.connect_receivers()
+        READINESS_CHECKS["celery_workers"] = checks.readiness_celery
+        READINESS_CHECKS["celery_beat"] = checks.readiness_beat
