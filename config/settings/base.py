@@ -392,6 +392,33 @@ WECHAT_CONTACT_SYNC_BATCH = env.int("WECHAT_CONTACT_SYNC_BATCH", default=100)
 # Moments timeline cache lifetime.
 WECHAT_MOMENTS_TIMELINE_TTL_SECONDS = env.int("WECHAT_MOMENTS_TIMELINE_TTL_SECONDS", default=300)
 
+# --- Monitoring: health checks, alerts, /metrics (apps.monitoring) -------------------------------
+# The beat's fan-out period; each organisation runs at its own interval (30 s by default).
+MONITORING_TICK_SECONDS = env.int("MONITORING_TICK_SECONDS", default=10)
+CELERY_BEAT_SCHEDULE["monitoring-tick"] = {
+    "task": "apps.monitoring.tasks.monitoring_tick",
+    "schedule": float(MONITORING_TICK_SECONDS),
+    "options": {"expires": max(1, MONITORING_TICK_SECONDS - 1)},
+}
+CELERY_BEAT_SCHEDULE["monitoring-retention-clean"] = {
+    "task": "apps.monitoring.tasks.monitoring_retention_clean",
+    "schedule": 24 * 3600.0,
+    "options": {"expires": 3600},
+}
+# Consecutive failed checks of a target before service_down.
+MONITORING_DOWN_AFTER_FAILURES = env.int("MONITORING_DOWN_AFTER_FAILURES", default=2)
+# Anomaly (z-score) evaluation runs at most this often per organisation.
+MONITORING_ANOMALY_EVERY_SECONDS = env.int("MONITORING_ANOMALY_EVERY_SECONDS", default=300)
+# /readyz: a worker must have answered a ping, and the beat ticked, within these many seconds.
+MONITORING_WORKER_STALE_SECONDS = env.int("MONITORING_WORKER_STALE_SECONDS", default=120)
+MONITORING_BEAT_STALE_SECONDS = env.int("MONITORING_BEAT_STALE_SECONDS", default=120)
+MONITORING_RETENTION_BATCH = env.int("MONITORING_RETENTION_BATCH", default=5000)
+# The one-word prompt of a live AI app check (a minimal chat turn, never billed).
+MONITORING_AI_CHECK_PROMPT = env.str("MONITORING_AI_CHECK_PROMPT", default="ping")
+# /metrics (Prometheus): a Bearer token, or client IPs / networks allowed without one.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+
 # --- Logging ------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
