@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from apps.billing.models import (
@@ -114,41 +114,127 @@ def budgets_applicable(
     return Budget.objects.filter(org_id=org.pk, is_active=True).filter(scope).order_by("id")
 
 
-def _scope_filter(budget: Budget, *, user_field: str, account_field: str) -> dict:
+def _scope_q(budget: Budget) -> Q | None:
+    """The aggregate rows (or reservations) a budget counts: all, one user's, one account's."""
     if budget.scope == Budget.Scope.USER:
-        return {user_field: budget.user_id}
+        return Q(user_id=budget.user_id)
     if budget.scope == Budget.Scope.ACCOUNT:
-        return {account_field: budget.wechat_account_id}
-    return {}
+        return Q(wechat_account_id=budget.wechat_account_id)
+    return None
+
+
+def _and(first: Q, second: Q | None) -> Q:
+    return first & second if second is not None else first
+
+
+# Up to this many budgets are summed with one conditional aggregate each (the hot path of
+# reserve/settle: 1-3 budgets); more are summed in Python from rows grouped by user, account
+# and currency (the usage report with one budget per account), which compiles far faster.
+CONDITIONAL_AGGREGATE_MAX_BUDGETS = 4
+
+
+def _sum_for_budgets(
+    queryset, budgets: list[Budget], *, money: str, tokens
+) -> dict[int, tuple[Decimal, int]]:
+    if len(budgets) <= CONDITIONAL_AGGREGATE_MAX_BUDGETS:
+        aggregates = {}
+        for budget in budgets:
+            scope = _scope_q(budget)
+            aggregates[f"m{budget.pk}"] = Sum(
+                money, filter=_and(Q(currency=budget.currency), scope)
+            )
+            aggregates[f"t{budget.pk}"] = Sum(tokens, filter=scope)
+        totals = queryset.aggregate(**aggregates)
+        return {b.pk: (_money(totals[f"m{b.pk}"]), int(totals[f"t{b.pk}"] or 0)) for b in budgets}
+    rows = list(
+        queryset.values("user_id", "wechat_account_id", "currency")
+        .annotate(m=Sum(money), t=Sum(tokens))
+        .order_by()
+    )
+    result = {}
+    for budget in budgets:
+        spent, used = ZERO, 0
+        for row in rows:
+            if budget.scope == Budget.Scope.USER and row["user_id"] != budget.user_id:
+                continue
+            if (
+                budget.scope == Budget.Scope.ACCOUNT
+                and row["wechat_account_id"] != budget.wechat_account_id
+            ):
+                continue
+            used += int(row["t"] or 0)
+            if row["currency"] == budget.currency:
+                spent += row["m"] or ZERO
+        result[budget.pk] = (_money(spent), used)
+    return result
+
+
+def budgets_used(
+    *, budgets: list[Budget], org: Organization, period_key: str
+) -> dict[int, tuple[Decimal, int]]:
+    """Money (in each budget's currency) and tokens recorded for the period, for several
+    budgets of one organisation, in one query over the monthly aggregates."""
+    if not budgets:
+        return {}
+    queryset = UsageMonthly.objects.filter(org_id=org.pk, period=period_key)
+    return _sum_for_budgets(queryset, budgets, money="cost", tokens="tokens")
+
+
+def budgets_held(
+    *, budgets: list[Budget], org: Organization, now: dt.datetime
+) -> dict[int, tuple[Decimal, int]]:
+    """Money and tokens held by live reservations (an expired hold no longer counts), for
+    several budgets in one query."""
+    if not budgets:
+        return {}
+    queryset = Reservation.objects.filter(
+        org_id=org.pk, status=Reservation.Status.HELD, expires_at__gt=now
+    )
+    tokens = F("estimated_input_tokens") + F("estimated_output_tokens")
+    return _sum_for_budgets(queryset, budgets, money="estimated_cost", tokens=tokens)
+
+
+def budgets_used_and_held(
+    *, budgets: list[Budget], org: Organization, period_key: str, now: dt.datetime
+) -> dict[int, tuple[Decimal, int]]:
+    """Money and tokens used this period plus held by live reservations, per budget, read in
+    ONE SQL statement (scalar subqueries) so that both parts come from the same snapshot:
+    a settlement committing in between cannot be counted twice or not at all."""
+    if not budgets:
+        return {}
+    used = UsageMonthly.objects.filter(org_id=org.pk, period=period_key).order_by()
+    held = Reservation.objects.filter(
+        org_id=org.pk, status=Reservation.Status.HELD, expires_at__gt=now
+    ).order_by()
+    held_tokens = F("estimated_input_tokens") + F("estimated_output_tokens")
+
+    def scalar(queryset, expression):
+        return Subquery(queryset.values("org_id").annotate(v=expression).values("v")[:1])
+
+    annotations = {}
+    for budget in budgets:
+        scope = _scope_q(budget)
+        money_filter = _and(Q(currency=budget.currency), scope)
+        annotations[f"um{budget.pk}"] = scalar(used, Sum("cost", filter=money_filter))
+        annotations[f"ut{budget.pk}"] = scalar(used, Sum("tokens", filter=scope))
+        annotations[f"hm{budget.pk}"] = scalar(held, Sum("estimated_cost", filter=money_filter))
+        annotations[f"ht{budget.pk}"] = scalar(held, Sum(held_tokens, filter=scope))
+    row = Organization.objects.filter(pk=org.pk).annotate(**annotations).values(*annotations)[0]
+    return {
+        b.pk: (
+            _money(row[f"um{b.pk}"]) + _money(row[f"hm{b.pk}"]),
+            int(row[f"ut{b.pk}"] or 0) + int(row[f"ht{b.pk}"] or 0),
+        )
+        for b in budgets
+    }
 
 
 def budget_used(*, budget: Budget, period_key: str) -> tuple[Decimal, int]:
-    """Money (in the budget's currency) and tokens recorded in the ledger for the period."""
-    totals = UsageMonthly.objects.filter(
-        org_id=budget.org_id,
-        period=period_key,
-        **_scope_filter(budget, user_field="user_id", account_field="wechat_account_id"),
-    ).aggregate(
-        money=Sum("cost", filter=Q(currency=budget.currency)),
-        tokens=Sum("tokens"),
-    )
-    return _money(totals["money"]), int(totals["tokens"] or 0)
+    return budgets_used(budgets=[budget], org=budget.org, period_key=period_key)[budget.pk]
 
 
 def budget_held(*, budget: Budget, now: dt.datetime) -> tuple[Decimal, int]:
-    """Money and tokens held by live reservations (an expired hold no longer counts)."""
-    totals = Reservation.objects.filter(
-        org_id=budget.org_id,
-        status=Reservation.Status.HELD,
-        expires_at__gt=now,
-        **_scope_filter(budget, user_field="user_id", account_field="wechat_account_id"),
-    ).aggregate(
-        money=Sum("estimated_cost", filter=Q(currency=budget.currency)),
-        tokens_in=Sum("estimated_input_tokens"),
-        tokens_out=Sum("estimated_output_tokens"),
-    )
-    tokens = int(totals["tokens_in"] or 0) + int(totals["tokens_out"] or 0)
-    return _money(totals["money"]), tokens
+    return budgets_held(budgets=[budget], org=budget.org, now=now)[budget.pk]
 
 
 def percent_of(used, limit) -> Decimal | None:
@@ -195,20 +281,17 @@ class BudgetStatus:
         return self.budget.action == Budget.Action.BLOCK and self.percent >= HUNDRED
 
 
-def budget_status(
-    *, budget: Budget, org: Organization, at: dt.datetime | None = None, with_held: bool = True
+def _status(
+    *, budget: Budget, period: Period, now: dt.datetime, used: tuple, held: tuple
 ) -> BudgetStatus:
-    now = at or timezone.now()
-    period = current_period(org, now)
-    money, tokens = budget_used(budget=budget, period_key=period.key)
-    held_money, held_tokens = budget_held(budget=budget, now=now) if with_held else (ZERO, 0)
+    money, tokens = used
     status = BudgetStatus(
         budget=budget,
         period=period,
         money_used=money,
         tokens_used=tokens,
-        money_held=held_money,
-        tokens_held=held_tokens,
+        money_held=held[0],
+        tokens_held=held[1],
         money_percent=percent_of(money, budget.money_limit),
         token_percent=percent_of(tokens, budget.token_limit),
     )
@@ -223,11 +306,33 @@ def budget_status(
     return status
 
 
-def budget_status_list(*, org: Organization, at: dt.datetime | None = None) -> list[BudgetStatus]:
+def budget_statuses(
+    *,
+    budgets: list[Budget],
+    org: Organization,
+    at: dt.datetime | None = None,
+    with_held: bool = True,
+) -> list[BudgetStatus]:
+    """Status of several budgets of one organisation this period (two queries in all)."""
+    now = at or timezone.now()
+    period = current_period(org, now)
+    used = budgets_used(budgets=budgets, org=org, period_key=period.key)
+    held = budgets_held(budgets=budgets, org=org, now=now) if with_held else {}
     return [
-        budget_status(budget=budget, org=org, at=at)
-        for budget in budget_list(org=org).filter(is_active=True)
+        _status(budget=b, period=period, now=now, used=used[b.pk], held=held.get(b.pk, (ZERO, 0)))
+        for b in budgets
     ]
+
+
+def budget_status(
+    *, budget: Budget, org: Organization, at: dt.datetime | None = None, with_held: bool = True
+) -> BudgetStatus:
+    return budget_statuses(budgets=[budget], org=org, at=at, with_held=with_held)[0]
+
+
+def budget_status_list(*, org: Organization, at: dt.datetime | None = None) -> list[BudgetStatus]:
+    budgets = list(budget_list(org=org).filter(is_active=True).order_by("scope", "id"))
+    return budget_statuses(budgets=budgets, org=org, at=at)
 
 
 # --- Usage reports --------------------------------------------------------------------------------

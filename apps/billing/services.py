@@ -23,10 +23,12 @@ How other apps meter a call (all idempotent by ``request_id``, unique per organi
     billing.record_usage(org=org, provider="gewe", model="send_text", kind="platform", units=1,
                          wechat_account_id=account.id, request_id=f"gewe:{message.id}")
 
-Concurrency: ``reserve``, ``settle`` and ``record_usage`` lock the active budget rows the call
-counts against (``SELECT ... FOR UPDATE`` in id order) before reading usage, so concurrent
-callers in any number of processes are serialised per budget and cannot overspend it. An
-organisation without budgets takes no lock. SQLite serialises writers anyway.
+Concurrency: ``reserve`` locks the active budget rows the call counts against
+(``SELECT ... FOR UPDATE`` in id order), then reads usage and live holds in one statement (one
+snapshot) before inserting its reservation, so concurrent callers in any number of processes are
+serialised per budget and cannot overspend it. ``settle`` and ``record_usage`` write first and
+take the same locks only to evaluate thresholds, briefly. An organisation without budgets takes
+no lock. SQLite serialises writers anyway.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -390,6 +392,12 @@ def reserve(
     except BudgetExceeded as exc:
         _alert_refusal(org=org, exc=exc)
         raise
+    except IntegrityError:
+        # A concurrent call with the same request id inserted first: return its reservation.
+        existing = selectors.reservation_get(org=org, request_id=request_id)
+        if existing is None:
+            raise
+        return existing
 
 
 @transaction.atomic
@@ -424,18 +432,9 @@ def _reserve(
     )
     tokens = int(estimated_input_tokens) + int(estimated_output_tokens)
     budgets = _lock_budgets(org=org, user_id=user_id, wechat_account_id=wechat_account_id)
-    if budgets:
-        period = current_period(org, now)
-        for budget in budgets:
-            if budget.action == Budget.Action.BLOCK:
-                _check_fits(
-                    budget=budget,
-                    period_key=period.key,
-                    now=now,
-                    cost=cost,
-                    currency=currency,
-                    tokens=tokens,
-                )
+    blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
+    if blocking:
+        _check_fits(org=org, budgets=blocking, now=now, cost=cost, currency=currency, tokens=tokens)
     reservation = Reservation(
         org=org,
         request_id=request_id,
@@ -453,48 +452,54 @@ def _reserve(
         currency=currency,
         expires_at=now + dt.timedelta(seconds=settings.BILLING_RESERVATION_TTL_SECONDS),
     )
-    # The unique request id is enforced by the database (a concurrent duplicate is caught).
-    reservation.full_clean(validate_unique=False, validate_constraints=False)
-    try:
-        with transaction.atomic():
-            reservation.save()
-    except IntegrityError:
-        existing = selectors.reservation_get(org=org, request_id=request_id)
-        if existing is None:
-            raise
-        return existing
+    # Hot path: the foreign keys are instances we hold and the unique request id is enforced by
+    # the database (``reserve`` catches a racing duplicate), so skip those validation queries.
+    reservation.full_clean(
+        exclude=["org", "user"], validate_unique=False, validate_constraints=False
+    )
+    reservation.save()
     return reservation
 
 
 def _check_fits(
     *,
-    budget: Budget,
-    period_key: str,
+    org: Organization,
+    budgets: list[Budget],
     now: dt.datetime,
     cost: Decimal,
     currency: str,
     tokens: int,
 ) -> None:
-    used_money, used_tokens = selectors.budget_used(budget=budget, period_key=period_key)
-    held_money, held_tokens = selectors.budget_held(budget=budget, now=now)
-    if budget.money_limit is not None and currency == budget.currency:
-        if used_money + held_money + cost > budget.money_limit:
+    """Raise ``BudgetExceeded`` for the first budget that this call would take over its limit
+    (ledger this month + live holds + this estimate). The budgets are locked by the caller."""
+    period_key = current_period(org, now).key
+    # One statement, hence one snapshot: a settlement committing meanwhile moves its cost from
+    # "held" to "used" atomically, so it is counted exactly once without locking settlements out.
+    totals = selectors.budgets_used_and_held(
+        budgets=budgets, org=org, period_key=period_key, now=now
+    )
+    for budget in budgets:
+        used_money, used_tokens = totals[budget.pk]
+        if (
+            budget.money_limit is not None
+            and currency == budget.currency
+            and used_money + cost > budget.money_limit
+        ):
             raise BudgetExceeded(
                 _("The monthly budget “%(budget)s” would be exceeded.") % {"budget": budget},
                 budget=budget,
                 metric="money",
-                used=used_money + held_money,
+                used=used_money,
                 limit=budget.money_limit,
                 requested=cost,
                 period=period_key,
             )
-    if budget.token_limit is not None:
-        if used_tokens + held_tokens + tokens > budget.token_limit:
+        if budget.token_limit is not None and used_tokens + tokens > budget.token_limit:
             raise BudgetExceeded(
                 _("The monthly token quota “%(budget)s” would be exceeded.") % {"budget": budget},
                 budget=budget,
                 metric="tokens",
-                used=used_tokens + held_tokens,
+                used=used_tokens,
                 limit=budget.token_limit,
                 requested=tokens,
                 period=period_key,
@@ -520,17 +525,27 @@ def settle(
     A released or expired reservation can still be settled: the call happened, it costs.
     """
     org = reservation.org  # From the reservation itself: it cannot name another org's row.
-    return _settle(
-        org=org,
-        reservation_id=reservation.pk,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        units=units,
-        provider_cost=provider_cost,
-        provider_currency=provider_currency or "",
-        model=model,
-        usage_source=usage_source,
-    )
+    try:
+        return _settle(
+            org=org,
+            reservation_id=reservation.pk,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            units=units,
+            provider_cost=provider_cost,
+            provider_currency=provider_currency or "",
+            model=model,
+            usage_source=usage_source,
+        )
+    except IntegrityError:
+        # The request id was already recorded (``record_usage`` with the same id).
+        existing = selectors.ledger_get(org=org, request_id=reservation.request_id)
+        if existing is None:
+            raise
+        Reservation.objects.filter(org=org, id=reservation.pk).exclude(
+            status=Reservation.Status.SETTLED
+        ).update(status=Reservation.Status.SETTLED, finished_at=timezone.now())
+        return existing
 
 
 @transaction.atomic
@@ -546,47 +561,44 @@ def _settle(
     model,
     usage_source,
 ) -> CostLedger:
-    snapshot = Reservation.objects.filter(org=org, id=reservation_id).first()
-    if snapshot is None:
+    # Lock order: this reservation, the aggregate rows (upserts), then the budgets (only to
+    # evaluate thresholds, after the writes). Nothing takes them the other way round:
+    # ``reserve`` holds budget locks but only reads and inserts a new reservation.
+    reservation = Reservation.objects.select_for_update().filter(org=org, id=reservation_id).first()
+    if reservation is None:
         raise NotFoundError(_("Reservation not found."))
-    budgets = _lock_budgets(
-        org=org, user_id=snapshot.user_id, wechat_account_id=snapshot.wechat_account_id
+    if reservation.status == Reservation.Status.SETTLED:
+        existing = selectors.ledger_get(org=org, request_id=reservation.request_id)
+        if existing is not None:
+            return existing
+    estimated = input_tokens is None or output_tokens is None
+    source = usage_source or (
+        CostLedger.UsageSource.ESTIMATED if estimated else CostLedger.UsageSource.REPORTED
     )
-    reservation = Reservation.objects.select_for_update().get(org=org, id=reservation_id)
-    existing = selectors.ledger_get(org=org, request_id=reservation.request_id)
-    if existing is None:
-        estimated = input_tokens is None or output_tokens is None
-        source = usage_source or (
-            CostLedger.UsageSource.ESTIMATED if estimated else CostLedger.UsageSource.REPORTED
-        )
-        existing = _write_ledger(
-            org=org,
-            budgets=budgets,
-            reservation=reservation,
-            request_id=reservation.request_id,
-            user_id=reservation.user_id,
-            wechat_account_id=reservation.wechat_account_id,
-            conversation_id=reservation.conversation_id,
-            sop_run_id=reservation.sop_run_id,
-            provider=reservation.provider,
-            model=model or reservation.model,
-            kind=reservation.kind,
-            input_tokens=(
-                reservation.estimated_input_tokens if input_tokens is None else input_tokens
-            ),
-            output_tokens=(
-                reservation.estimated_output_tokens if output_tokens is None else output_tokens
-            ),
-            units=reservation.estimated_units if units is None else units,
-            provider_cost=provider_cost,
-            provider_currency=provider_currency,
-            usage_source=source,
-        )
-    if reservation.status != Reservation.Status.SETTLED:
-        reservation.status = Reservation.Status.SETTLED
-        reservation.finished_at = timezone.now()
-        reservation.save(update_fields=["status", "finished_at", "updated_at"])
-    return existing
+    entry = _write_ledger(
+        org=org,
+        reservation=reservation,
+        request_id=reservation.request_id,
+        user_id=reservation.user_id,
+        wechat_account_id=reservation.wechat_account_id,
+        conversation_id=reservation.conversation_id,
+        sop_run_id=reservation.sop_run_id,
+        provider=reservation.provider,
+        model=model or reservation.model,
+        kind=reservation.kind,
+        input_tokens=reservation.estimated_input_tokens if input_tokens is None else input_tokens,
+        output_tokens=(
+            reservation.estimated_output_tokens if output_tokens is None else output_tokens
+        ),
+        units=reservation.estimated_units if units is None else units,
+        provider_cost=provider_cost,
+        provider_currency=provider_currency,
+        usage_source=source,
+    )
+    reservation.status = Reservation.Status.SETTLED
+    reservation.finished_at = entry.created_at
+    reservation.save(update_fields=["status", "finished_at", "updated_at"])
+    return entry
 
 
 @transaction.atomic
@@ -612,7 +624,6 @@ def reservations_expire(*, org: Organization, now: dt.datetime | None = None) ->
     ).update(status=Reservation.Status.EXPIRED, finished_at=now, updated_at=now)
 
 
-@transaction.atomic
 def record_usage(
     *,
     org: Organization,
@@ -634,36 +645,50 @@ def record_usage(
     """Record a call made without a reservation (platform operations, priced per unit; or an
     AI call that was not reserved). Never refused; counts against budgets and raises their
     threshold alerts. Recording the same ``request_id`` twice returns the first row."""
+    try:
+        return _record_usage(
+            org=org,
+            provider=provider,
+            model=model,
+            request_id=request_id,
+            kind=kind,
+            units=units,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            user=user,
+            wechat_account_id=wechat_account_id,
+            conversation_id=conversation_id,
+            sop_run_id=sop_run_id,
+            provider_cost=provider_cost,
+            provider_currency=provider_currency,
+            usage_source=usage_source,
+        )
+    except IntegrityError:
+        existing = selectors.ledger_get(org=org, request_id=request_id)
+        if existing is None:
+            raise
+        return existing
+
+
+@transaction.atomic
+def _record_usage(*, org, request_id, user, wechat_account_id, **fields) -> CostLedger:
     existing = selectors.ledger_get(org=org, request_id=request_id)
     if existing is not None:
         return existing
     user_id = getattr(user, "pk", None)
-    budgets = _lock_budgets(org=org, user_id=user_id, wechat_account_id=wechat_account_id)
     return _write_ledger(
         org=org,
-        budgets=budgets,
         reservation=None,
         request_id=request_id,
         user_id=user_id,
         wechat_account_id=wechat_account_id,
-        conversation_id=conversation_id,
-        sop_run_id=sop_run_id,
-        provider=provider,
-        model=model,
-        kind=kind,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        units=units,
-        provider_cost=provider_cost,
-        provider_currency=provider_currency,
-        usage_source=usage_source,
+        **fields,
     )
 
 
 def _write_ledger(
     *,
     org: Organization,
-    budgets: list[Budget],
     reservation: Reservation | None,
     request_id: str,
     user_id: int | None,
@@ -680,8 +705,8 @@ def _write_ledger(
     provider_currency: str,
     usage_source: str,
 ) -> CostLedger:
-    """Insert the ledger row, add it to the daily and monthly sums, and check thresholds — in
-    the caller's transaction, with the budgets already locked."""
+    """Insert the ledger row, add it to the daily and monthly sums, and check thresholds, in
+    the caller's transaction."""
     now = timezone.now()
     price, cost, currency = _price_and_cost(
         org=org,
@@ -716,32 +741,46 @@ def _write_ledger(
         price=price,
         created_at=now,
     )
-    # Uniqueness of the request id is the database's job (a racing duplicate is caught below).
-    entry.full_clean(validate_unique=False, validate_constraints=False)
-    try:
-        with transaction.atomic():
-            entry.save()
-    except IntegrityError:
-        existing = selectors.ledger_get(org=org, request_id=request_id)
-        if existing is None:
-            raise
-        return existing
+    # Hot path: related rows are ones we just read, and the unique request id is enforced by
+    # the database (the public functions catch a racing duplicate).
+    entry.full_clean(
+        exclude=["org", "user", "reservation", "price"],
+        validate_unique=False,
+        validate_constraints=False,
+    )
+    entry.save()
     _usage_add(entry=entry, org=org)
+    # Thresholds are evaluated under the budget locks, taken only now (after the writes) so
+    # that concurrent settlements hold them briefly; whoever makes the sum cross sees it.
+    budgets = _lock_budgets(org=org, user_id=user_id, wechat_account_id=wechat_account_id)
     if budgets:
         _evaluate_thresholds(org=org, budgets=budgets, now=now)
     return entry
 
 
 def _upsert_add(model, key: dict, deltas: dict) -> None:
-    """Add ``deltas`` to the aggregate row ``key`` (creating it), safe under concurrency."""
-    increments = {name: F(name) + value for name, value in deltas.items()}
-    if model.objects.filter(**key).update(**increments):
-        return
-    try:
-        with transaction.atomic():
-            model.objects.create(**key, **deltas)
-    except IntegrityError:  # Another transaction created it first; add to theirs.
-        model.objects.filter(**key).update(**increments)
+    """Add ``deltas`` to the aggregate row ``key`` or create it, in one atomic statement
+    (``INSERT ... ON CONFLICT DO UPDATE``, PostgreSQL and SQLite alike)."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    names = [*key, *deltas]
+    fields = [meta.get_field(name) for name in names]
+    columns = [quote(field.column) for field in fields]
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields, [*key.values(), *deltas.values()], strict=True)
+    ]
+    conflict = ", ".join(columns[: len(key)])
+    updates = ", ".join(
+        f"{column} = {table}.{column} + excluded.{column}" for column in columns[len(key) :]
+    )
+    # Identifiers come from model metadata (quoted), values are parameters.
+    placeholders = ", ".join(["%s"] * len(columns))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
+    sql += f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _usage_add(*, entry: CostLedger, org: Organization) -> None:
@@ -783,22 +822,25 @@ def _usage_add(*, entry: CostLedger, org: Organization) -> None:
 
 # --- Thresholds -----------------------------------------------------------------------------------
 def _evaluate_thresholds(*, org: Organization, budgets: list[Budget], now: dt.datetime) -> None:
-    for budget in budgets:
-        status = selectors.budget_status(budget=budget, org=org, at=now, with_held=False)
-        crossed = [t for t in budget.thresholds if status.percent >= t]
-        if not crossed:
-            continue
-        fired = set(
-            BudgetAlert.objects.filter(budget=budget, period=status.period.key).values_list(
-                "threshold", flat=True
-            )
-        )
-        for threshold in crossed:
-            if threshold not in fired:
+    """Record (once per period) every threshold the ledger usage has reached. Held
+    reservations do not count: only money actually spent crosses a threshold."""
+    statuses = selectors.budget_statuses(budgets=budgets, org=org, at=now, with_held=False)
+    crossed = {s.budget.pk: [t for t in s.budget.thresholds if s.percent >= t] for s in statuses}
+    if not any(crossed.values()):
+        return
+    period_key = statuses[0].period.key
+    fired = set(
+        BudgetAlert.objects.filter(
+            budget_id__in=[pk for pk, ts in crossed.items() if ts], period=period_key
+        ).values_list("budget_id", "threshold")
+    )
+    for status in statuses:
+        for threshold in crossed[status.budget.pk]:
+            if (status.budget.pk, threshold) not in fired:
                 _alert_once(
                     org=org,
-                    budget=budget,
-                    period_key=status.period.key,
+                    budget=status.budget,
+                    period_key=period_key,
                     threshold=threshold,
                     metric=status.metric,
                     used=status.used,

@@ -113,3 +113,58 @@ def test_concurrent_settlements_keep_aggregates_exact(org):
     monthly = UsageMonthly.objects.get(org=org)
     assert daily.calls == monthly.calls == 20
     assert daily.cost == monthly.cost == Decimal("0.032") * 20
+
+
+def _reserve_and_settle(org_id, index, barrier, results):
+    from apps.orgs.models import Organization
+
+    try:
+        org = Organization.objects.get(id=org_id)
+        barrier.wait(timeout=60)
+        reservation = services.reserve(
+            org=org,
+            provider="p",
+            model="m-conc",
+            kind=Kind.CHAT,
+            estimated_input_tokens=60,
+            estimated_output_tokens=40,
+            request_id=f"rs-{index}",
+        )
+        services.settle(reservation=reservation, input_tokens=60, output_tokens=40)
+        results.put("admitted")
+    except services.BudgetExceeded:
+        results.put("refused")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test
+        results.put(f"error: {exc!r}")
+    finally:
+        connections.close_all()
+
+
+@requires_postgres
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_reservations_racing_settlements_count_each_call_exactly_once(org):
+    """Settlements move cost from "held" to "used" while reservations read both: every call is
+    counted once, so exactly what fits is admitted (more would overspend, fewer would mean a
+    settlement counted twice)."""
+    from apps.billing.models import CostLedger, UsageMonthly
+
+    ModelPriceFactory(model="m-conc")
+    BudgetFactory(org=org, money_limit=None, token_limit=1000)  # ten calls of 100 tokens
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(30)
+    results = ctx.Queue()
+    connections.close_all()
+    procs = [
+        ctx.Process(target=_reserve_and_settle, args=(org.id, i, barrier, results))
+        for i in range(30)
+    ]
+    for proc in procs:
+        proc.start()
+    outcomes = [results.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+    assert [o for o in outcomes if o.startswith("error")] == []
+    assert outcomes.count("admitted") == 10
+    assert CostLedger.objects.filter(org=org).count() == 10
+    assert UsageMonthly.objects.get(org=org).tokens == 1000
