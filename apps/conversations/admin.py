@@ -1,1 +1,274 @@
-"""Admin of the conversations app."""
+"""Admin of the conversations app: the inbox with the message thread inline and the same
+actions as the API (through the services), labels, canned replies, AI turns, and the webhook
+inbox of the integrations app (registered here because the core loop owns it)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from apps.conversations import services
+from apps.conversations.models import AITurn, CannedReply, Conversation, Label, Message
+from apps.core.admin import OrgScopedAdmin
+from apps.core.exceptions import ApplicationError
+from apps.integrations.models import WebhookEvent
+
+MESSAGE_FIELDS = (
+    "created_at",
+    "direction",
+    "sender_kind",
+    "sender_name",
+    "kind",
+    "text",
+    "status",
+    "platform_msg_id",
+    "ai_cost",
+    "intent",
+    "sentiment",
+)
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = MESSAGE_FIELDS
+    readonly_fields = MESSAGE_FIELDS
+    extra = 0
+    can_delete = False
+    ordering = ["-id"]
+    max_num = 0
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("-id")
+
+
+def _each(modeladmin, request, queryset, apply, done_message):
+    count = 0
+    for conversation in queryset:
+        try:
+            apply(conversation)
+            count += 1
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"{conversation}: {exc}", messages.ERROR)
+    modeladmin.message_user(request, done_message % {"count": count}, messages.SUCCESS)
+
+
+@admin.action(description=_("Hand over to a person"))
+def hand_to_human(modeladmin, request, queryset):
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        lambda c: services.conversation_handoff(
+            org=c.org_id, conversation_id=c.pk, mode="human", user=request.user
+        ),
+        _("%(count)d conversation(s) handed to a person."),
+    )
+
+
+@admin.action(description=_("Hand back to the AI"))
+def hand_to_ai(modeladmin, request, queryset):
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        lambda c: services.conversation_handoff(
+            org=c.org_id, conversation_id=c.pk, mode="ai", user=request.user
+        ),
+        _("%(count)d conversation(s) handed back to the AI."),
+    )
+
+
+@admin.action(description=_("Resolve"))
+def resolve(modeladmin, request, queryset):
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        lambda c: services.conversation_resolve(org=c.org, conversation_id=c.pk),
+        _("%(count)d conversation(s) resolved."),
+    )
+
+
+@admin.action(description=_("Reopen"))
+def reopen(modeladmin, request, queryset):
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        lambda c: services.conversation_reopen(org=c.org, conversation_id=c.pk),
+        _("%(count)d conversation(s) reopened."),
+    )
+
+
+@admin.action(description=_("Mark as read"))
+def mark_read(modeladmin, request, queryset):
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        lambda c: services.conversation_mark_read(
+            org=c.org, conversation_id=c.pk, user=request.user
+        ),
+        _("%(count)d conversation(s) marked as read."),
+    )
+
+
+@admin.register(Conversation)
+class ConversationAdmin(OrgScopedAdmin):
+    list_display = (
+        "id",
+        "contact",
+        "account",
+        "status",
+        "mode",
+        "priority",
+        "assignee",
+        "unread_count",
+        "last_message_at",
+    )
+    list_filter = ("status", "mode", "priority", "handoff_reason", "account", "labels")
+    search_fields = ("contact__nickname", "contact__remark", "contact__wxid", "messages__text")
+    list_select_related = ("contact", "account", "assignee")
+    readonly_fields = (
+        "org",
+        "account",
+        "contact",
+        "status",
+        "mode",
+        "unread_count",
+        "last_message_at",
+        "last_inbound_at",
+        "ai_conversation_id",
+        "ai_last_activity_at",
+        "ai_answered_message_id",
+        "ai_paused_until",
+        "handoff_reason",
+        "handed_off_at",
+        "resolved_at",
+        "snooze_until",
+        "created_at",
+        "updated_at",
+    )
+    fields = (
+        *readonly_fields[:6],
+        "priority",
+        "assignee",
+        "labels",
+        "ai_app",
+        *readonly_fields[6:],
+    )
+    filter_horizontal = ("labels",)
+    inlines = [MessageInline]
+    actions = [hand_to_human, hand_to_ai, resolve, reopen, mark_read]
+    date_hierarchy = "last_message_at"
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return queryset.distinct() if search_term else queryset, False
+
+    def save_model(self, request, obj, form, change):
+        # Assignee / priority / AI app through the services (membership and org checks).
+        if change:
+            changed = set(form.changed_data)
+            if "assignee" in changed:
+                services.conversation_assign(
+                    org=obj.org, conversation_id=obj.pk, assignee=obj.assignee
+                )
+            fields = {k: getattr(obj, k) for k in ("priority", "ai_app") if k in changed}
+            if fields:
+                services.conversation_update(org=obj.org, conversation_id=obj.pk, **fields)
+            return
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        if "labels" in form.changed_data:
+            services.conversation_set_labels(
+                org=form.instance.org,
+                conversation_id=form.instance.pk,
+                names=[label.name for label in form.cleaned_data["labels"]],
+            )
+        # The message inline is read-only: nothing else to save.
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Message)
+class MessageAdmin(OrgScopedAdmin):
+    list_display = (
+        "id",
+        "conversation",
+        "direction",
+        "sender_kind",
+        "kind",
+        "status",
+        "created_at",
+    )
+    list_filter = ("direction", "sender_kind", "kind", "status")
+    search_fields = ("text", "platform_msg_id", "sender_wxid")
+    readonly_fields = [f.name for f in Message._meta.fields]
+    list_select_related = ("conversation",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AITurn)
+class AITurnAdmin(OrgScopedAdmin):
+    list_display = ("id", "conversation", "status", "attempts", "cost", "latency_ms", "created_at")
+    list_filter = ("status",)
+    search_fields = ("question", "answer", "error")
+    readonly_fields = [f.name for f in AITurn._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Label)
+class LabelAdmin(OrgScopedAdmin):
+    list_display = ("name", "color", "org")
+    search_fields = ("name",)
+    list_filter = ("org",)
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(OrgScopedAdmin):
+    list_display = ("title", "shortcut", "org", "updated_at")
+    search_fields = ("title", "shortcut", "text")
+    list_filter = ("org",)
+    readonly_fields = ("created_by",)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(OrgScopedAdmin):
+    list_display = (
+        "id",
+        "provider",
+        "event_type",
+        "status",
+        "attempts",
+        "connection",
+        "created_at",
+    )
+    list_filter = ("provider", "status", "event_type")
+    search_fields = ("dedupe_key", "error")
+    readonly_fields = [f.name for f in WebhookEvent._meta.fields]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

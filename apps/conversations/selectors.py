@@ -4,15 +4,108 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import CannedReply, Conversation, Label, Message
 from apps.orgs.models import Organization
 
 
 def conversation_list(*, org: Organization, user=None) -> QuerySet[Conversation]:
     """The conversations of ``org`` the user may see (today: all of the organisation's)."""
     return Conversation.objects.filter(org=org)
+
+
+def _message_search(org: Organization, q: str) -> QuerySet[Message]:
+    """Messages whose text matches ``q``: on PostgreSQL full-text (``simple`` configuration,
+    for words) or containment, which the pg_trgm GIN index serves (Chinese has no spaces, so
+    word search alone finds little); plain containment elsewhere."""
+    messages = Message.objects.filter(org=org)
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchVector
+
+        return messages.annotate(search=SearchVector("text", config="simple")).filter(
+            Q(search=SearchQuery(q, config="simple")) | Q(text__icontains=q)
+        )
+    return messages.filter(text__icontains=q)
+
+
+def conversation_inbox(
+    *,
+    org: Organization,
+    user=None,
+    status: str | None = None,
+    mode: str | None = None,
+    assignee: str | None = None,
+    account_id: int | None = None,
+    label: str | None = None,
+    unread: bool | None = None,
+    updated_since: datetime | None = None,
+    q: str | None = None,
+) -> QuerySet[Conversation]:
+    """The agent inbox: filters, message-text search, newest activity first.
+
+    ``assignee``: a user id, ``me`` or ``none``; ``label``: a label id or name.
+    """
+    qs = conversation_list(org=org, user=user)
+    if status:
+        qs = qs.filter(status__in=status.split(","))
+    if mode:
+        qs = qs.filter(mode=mode)
+    if assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif assignee == "me" and user is not None:
+        qs = qs.filter(assignee=user)
+    elif assignee:
+        qs = qs.filter(assignee_id=int(assignee))
+    if account_id:
+        qs = qs.filter(account_id=account_id)
+    if label:
+        key = {"id": int(label)} if str(label).isdigit() else {"name": label}
+        qs = qs.filter(
+            Exists(
+                Label.conversations.through.objects.filter(
+                    conversation_id=OuterRef("pk"), label__in=Label.objects.filter(org=org, **key)
+                )
+            )
+        )
+    if unread is True:
+        qs = qs.filter(unread_count__gt=0)
+    elif unread is False:
+        qs = qs.filter(unread_count=0)
+    if updated_since:
+        qs = qs.filter(updated_at__gte=updated_since)
+    if q:
+        matching = _message_search(org, q).filter(conversation_id=OuterRef("pk"))
+        qs = qs.filter(
+            Exists(matching) | Q(contact__nickname__icontains=q) | Q(contact__remark__icontains=q)
+        )
+    last_text = (
+        Message.objects.filter(conversation_id=OuterRef("pk")).order_by("-id").values("text")[:1]
+    )
+    return (
+        qs.select_related("account", "contact", "assignee")
+        .prefetch_related("labels")
+        .annotate(last_message_text=Subquery(last_text))
+        .order_by("-last_message_at", "-id")
+    )
+
+
+def conversation_get(*, org: Organization, conversation_id: int) -> Conversation | None:
+    return conversation_inbox(org=org).filter(pk=conversation_id).first()
+
+
+def message_list(*, org: Organization, conversation_id: int) -> QuerySet[Message]:
+    return Message.objects.filter(org=org, conversation_id=conversation_id).select_related(
+        "sender_user"
+    )
+
+
+def canned_reply_list(*, org: Organization, q: str | None = None) -> QuerySet[CannedReply]:
+    qs = CannedReply.objects.filter(org=org)
+    if q:
+        qs = qs.filter(Q(title__icontains=q) | Q(shortcut__icontains=q) | Q(text__icontains=q))
+    return qs
 
 
 def conversation_get_for_ws(*, org: Organization, conversation_id: object) -> Conversation | None:

@@ -504,12 +504,19 @@ def conversation_set_labels(
 
 
 @transaction.atomic
-def conversation_set_priority(
-    *, org: Organization, conversation_id: int, priority: int
-) -> Conversation:
+def conversation_update(*, org: Organization, conversation_id: int, **fields: Any) -> Conversation:
+    """Change ``priority`` and/or the ``ai_app`` override (an AI app of this organisation,
+    or None for the account's default)."""
+    unknown = set(fields) - {"priority", "ai_app"}
+    if unknown:
+        raise ApplicationError(_("Unknown fields: %(f)s") % {"f": ", ".join(sorted(unknown))})
     conversation = _locked(org, conversation_id)
-    conversation.priority = priority
-    _save(conversation, ["priority"])
+    ai_app = fields.get("ai_app")
+    if ai_app is not None and ai_app.org_id != org.pk:
+        raise ApplicationError(_("Invalid data."), fields={"ai_app": [_("Unknown AI app.")]})
+    for name, value in fields.items():
+        setattr(conversation, name, value)
+    _save(conversation, list(fields))
     push_conversation_updated(conversation)
     return conversation
 

@@ -269,6 +269,10 @@ SPECTACULAR_SETTINGS = {
 BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=600)
 # Output tokens assumed by `reserve` when the caller gives no estimate (e.g. the call's max_tokens).
 BILLING_DEFAULT_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_OUTPUT_TOKENS", default=512)
+        # conversations
+        "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
+        "MessageKindEnum": "apps.conversations.models.Message.Kind",
+        "OutboundKindEnum": ["text", "image", "file", "link"],
 BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="CNY")
 BILLING_DEFAULT_SOFT_THRESHOLDS = [80, 95]
 

@@ -38,3 +38,17 @@ def account(org, connection, gewe):
 @pytest.fixture
 def reply_app(org, simulators_clean):
     return ai_app(org, simulators_clean)
+
+
+@pytest.fixture
+def handoffs_recorder():
+    from apps.core import events
+
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append(kwargs)
+
+    events.conversation_handed_off.connect(receiver, dispatch_uid="test-handoffs-recorder")
+    yield received
+    events.conversation_handed_off.disconnect(dispatch_uid="test-handoffs-recorder")

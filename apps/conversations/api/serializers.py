@@ -1,0 +1,158 @@
+"""Serializers of the agent inbox API."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from apps.conversations.models import CannedReply, Conversation, Message
+from apps.core.api.serializers import OrgScopedPrimaryKeyRelatedField
+from apps.integrations.models import AIApp
+
+
+class ContactBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    wxid = serializers.CharField()
+    kind = serializers.CharField()
+    nickname = serializers.CharField()
+    remark = serializers.CharField()
+    avatar_url = serializers.CharField()
+    is_blocked = serializers.BooleanField()
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    account_name = serializers.CharField(source="account.name", read_only=True, default="")
+    contact = ContactBriefSerializer(read_only=True)
+    labels = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    last_message_text = serializers.CharField(read_only=True, default="")
+    ai_session = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "account",
+            "account_name",
+            "contact",
+            "status",
+            "mode",
+            "priority",
+            "assignee",
+            "labels",
+            "unread_count",
+            "last_message_at",
+            "last_inbound_at",
+            "last_message_text",
+            "snooze_until",
+            "ai_app",
+            "ai_session",
+            "ai_paused_until",
+            "handoff_reason",
+            "handed_off_at",
+            "resolved_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_ai_session(self, obj: Conversation) -> str:
+        return obj.ai_session_state()
+
+
+class ConversationUpdateSerializer(serializers.Serializer):
+    priority = serializers.ChoiceField(choices=Conversation.Priority.choices, required=False)
+    ai_app = OrgScopedPrimaryKeyRelatedField(
+        queryset=AIApp.objects.all(), required=False, allow_null=True
+    )
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "conversation",
+            "direction",
+            "sender_kind",
+            "sender_wxid",
+            "sender_name",
+            "sender_user",
+            "kind",
+            "text",
+            "media_url",
+            "payload",
+            "status",
+            "platform_msg_id",
+            "error",
+            "mentions_account",
+            "ai_app",
+            "ai_input_tokens",
+            "ai_output_tokens",
+            "ai_cost",
+            "ai_latency_ms",
+            "intent",
+            "sentiment",
+            "sentiment_score",
+            "created_at",
+            "sent_at",
+        ]
+        read_only_fields = fields
+
+
+class AgentReplySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=[Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE, Message.Kind.LINK],
+        default=Message.Kind.TEXT,
+    )
+    text = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+    url = serializers.URLField(required=False, allow_blank=True, default="", max_length=1000)
+    file_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    title = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    canned_reply = serializers.IntegerField(required=False, allow_null=True, default=None)
+    client_msg_id = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=100
+    )
+
+    def validate(self, attrs):
+        if (
+            attrs["kind"] == Message.Kind.TEXT
+            and not attrs["text"].strip()
+            and attrs["canned_reply"] is None
+        ):
+            raise serializers.ValidationError(
+                {"text": [_("Write a message or pick a canned reply.")]}
+            )
+        return attrs
+
+
+class HandoffSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=Conversation.Mode.choices)
+
+
+class AssignSerializer(serializers.Serializer):
+    assignee = serializers.IntegerField(allow_null=True, help_text=_("User id; null unassigns."))
+
+
+class SnoozeSerializer(serializers.Serializer):
+    until = serializers.DateTimeField()
+
+
+class LabelsSerializer(serializers.Serializer):
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=60), allow_empty=True, max_length=50
+    )
+
+
+class CannedReplySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CannedReply
+        fields = ["id", "title", "shortcut", "text", "created_by", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_by", "created_at", "updated_at"]
+
+
+class CannedReplyRenderSerializer(serializers.Serializer):
+    conversation = serializers.IntegerField()
+
+
+class RenderedSerializer(serializers.Serializer):
+    text = serializers.CharField()
