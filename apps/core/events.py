@@ -14,3 +14,7 @@ account_status_changed = Signal()
 conversation_handed_off = Signal()
 # kwargs: org_id, alert_id
 alert_raised = Signal()
+# kwargs: org_id, contact_id (a friend was added to a WeChat account; SOP relative triggers)
+contact_added = Signal()
+# kwargs: org_id, contact_id, tag_id (a tag was applied to a contact; SOP relative triggers)
+tag_applied = Signal()

@@ -6,3 +6,6 @@ class SopConfig(AppConfig):
     name = "apps.sop"
     label = "sop"
     verbose_name = _("SOP campaigns")
+
+    def ready(self) -> None:
+        from apps.sop import receivers  # noqa: F401 - connects the relative-trigger receivers

@@ -174,6 +174,12 @@ CELERY_BEAT_SCHEDULE["monitoring-ws-stats-push"] = {
     "schedule": 60.0,
     "options": {"expires": 55},
 }
+# sop: the scheduler tick (claims due deliveries, hands them to the outbound pipeline).
+CELERY_BEAT_SCHEDULE["sop-tick"] = {
+    "task": "apps.sop.tasks.sop_tick_all_orgs",
+    "schedule": float(env.int("SOP_TICK_SECONDS", default=30)),
+    "options": {"expires": max(1, env.int("SOP_TICK_SECONDS", default=30) - 5)},
+}
 # conversations: re-enqueue webhook events stuck in "received", reschedule lost AI turns, wake
 # snoozed conversations.
 CELERY_BEAT_SCHEDULE["conversations-recover"] = {
@@ -422,6 +428,19 @@ MONITORING_AI_CHECK_PROMPT = env.str("MONITORING_AI_CHECK_PROMPT", default="ping
 # /metrics (Prometheus): a Bearer token, or client IPs / networks allowed without one.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+
+# --- SOP campaigns (apps.sop) -------------------------------------------------------------------
+# The tick's period (the beat entry above), deliveries claimed per batch and batches per tick.
+SOP_TICK_SECONDS = env.int("SOP_TICK_SECONDS", default=30)
+SOP_TICK_BATCH = env.int("SOP_TICK_BATCH", default=500)
+SOP_TICK_MAX_BATCHES = env.int("SOP_TICK_MAX_BATCHES", default=20)
+# A claimed delivery not handed over within this time (crashed worker) is claimed again.
+SOP_CLAIM_LEASE_SECONDS = env.int("SOP_CLAIM_LEASE_SECONDS", default=300)
+# Attempts (AI generation errors) before a delivery fails, and the first retry's delay.
+SOP_MAX_ATTEMPTS = env.int("SOP_MAX_ATTEMPTS", default=3)
+SOP_RETRY_BASE_SECONDS = env.float("SOP_RETRY_BASE_SECONDS", default=60)
+# Upper bound of the messages a dry run renders.
+SOP_DRY_RUN_MAX = env.int("SOP_DRY_RUN_MAX", default=100)
 
 # --- Logging ------------------------------------------------------------------------------------
 LOGGING = {
