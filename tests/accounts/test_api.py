@@ -104,7 +104,9 @@ def test_logout_blacklists_refresh(anon_client, member):
     anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
     response = anon_client.post(reverse("auth-logout"), {"refresh": tokens["refresh"]})
     assert response.status_code == 205
-    assert anon_client.post(reverse("auth-refresh"), {"refresh": tokens["refresh"]}).status_code == 401
+    assert (
+        anon_client.post(reverse("auth-refresh"), {"refresh": tokens["refresh"]}).status_code == 401
+    )
 
 
 def test_logout_with_someone_elses_refresh_is_rejected(anon_client, member, outsider):
@@ -113,7 +115,9 @@ def test_logout_with_someone_elses_refresh_is_rejected(anon_client, member, outs
     anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {mine['access']}")
     response = anon_client.post(reverse("auth-logout"), {"refresh": theirs["refresh"]})
     assert response.status_code == 400
-    assert anon_client.post(reverse("auth-refresh"), {"refresh": theirs["refresh"]}).status_code == 200
+    assert (
+        anon_client.post(reverse("auth-refresh"), {"refresh": theirs["refresh"]}).status_code == 200
+    )
 
 
 def test_jwt_authenticates_me(anon_client, member):
@@ -150,13 +154,17 @@ def test_password_change(api_client, member, anon_client):
     assert AuditEvent.objects.filter(action="password_changed", actor=member).exists()
 
 
-def test_audit_log_is_admin_only_and_org_scoped(api_client, make_member, org, outsider, anon_client):
+def test_audit_log_is_admin_only_and_org_scoped(
+    api_client, make_member, org, outsider, anon_client
+):
     login(anon_client, outsider.email)  # An event of the other organisation.
     api_client.patch(reverse("org-current"), {"name": "Renamed"})
     response = api_client.get("/api/v1/audit-events/")
     assert response.status_code == 200
     rows = response.json()["results"]
-    assert rows and all(row["actor"] is None or row["actor"]["email"] != outsider.email for row in rows)
+    assert rows and all(
+        row["actor"] is None or row["actor"]["email"] != outsider.email for row in rows
+    )
     from tests.conftest import client_for
 
     agent = make_member(Role.AGENT)

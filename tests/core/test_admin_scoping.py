@@ -31,11 +31,19 @@ def test_staff_sees_only_their_orgs_rows(client, staff_manager, org, other_org, 
 
     orgs_page = client.get("/admin/orgs/organization/").content.decode()
     assert "Acme Sales" in orgs_page and "Rival Sales" not in orgs_page
-    assert client.get(f"/admin/orgs/organization/{other_org.id}/change/").status_code in (302, 403, 404)
+    assert client.get(f"/admin/orgs/organization/{other_org.id}/change/").status_code in (
+        302,
+        403,
+        404,
+    )
 
     audit = client.get("/admin/accounts/auditevent/")
     assert audit.status_code == 200
-    assert client.get(f"/admin/accounts/auditevent/{foreign_event.id}/change/").status_code in (302, 403, 404)
+    assert client.get(f"/admin/accounts/auditevent/{foreign_event.id}/change/").status_code in (
+        302,
+        403,
+        404,
+    )
 
     users = client.get("/admin/accounts/user/").content.decode()
     assert outsider.email not in users

@@ -39,7 +39,10 @@ def test_x_organization_of_non_member_is_404(member, other_org):
     response = client_for(member).get(reverse("org-current"), HTTP_X_ORGANIZATION="rival")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
-    assert client_for(member).get(reverse("org-current"), HTTP_X_ORGANIZATION="nope").status_code == 404
+    assert (
+        client_for(member).get(reverse("org-current"), HTTP_X_ORGANIZATION="nope").status_code
+        == 404
+    )
 
 
 def test_user_without_membership_gets_404():
@@ -89,7 +92,9 @@ def test_other_orgs_membership_is_404(api_client, outsider, other_org):
 def test_only_owner_or_admin_changes_roles(org, make_member, role):
     actor = make_member(role)
     target = Membership.objects.get(user=make_member(Role.AGENT))
-    response = client_for(actor, org).patch(f"/api/v1/orgs/members/{target.id}/", {"role": "manager"})
+    response = client_for(actor, org).patch(
+        f"/api/v1/orgs/members/{target.id}/", {"role": "manager"}
+    )
     assert response.status_code == 403
     target.refresh_from_db()
     assert target.role == Role.AGENT
@@ -105,11 +110,16 @@ def test_admin_changes_role_and_removes_member(api_client, make_member):
 
 def test_admin_cannot_touch_owner_or_grant_owner(api_client, owner, make_member):
     owner_membership = Membership.objects.get(user=owner)
-    assert api_client.patch(
-        f"/api/v1/orgs/members/{owner_membership.id}/", {"role": "agent"}
-    ).status_code == 403
+    assert (
+        api_client.patch(
+            f"/api/v1/orgs/members/{owner_membership.id}/", {"role": "agent"}
+        ).status_code
+        == 403
+    )
     target = Membership.objects.get(user=make_member(Role.AGENT))
-    assert api_client.patch(f"/api/v1/orgs/members/{target.id}/", {"role": "owner"}).status_code == 403
+    assert (
+        api_client.patch(f"/api/v1/orgs/members/{target.id}/", {"role": "owner"}).status_code == 403
+    )
 
 
 def test_last_owner_cannot_be_demoted_or_removed(org, owner):
@@ -157,20 +167,28 @@ def test_invitation_accept_by_signed_in_invitee(api_client, org):
         "/api/v1/orgs/invitations/", {"email": "bob@example.com", "role": "viewer"}
     ).json()["token"]
     stranger = UserFactory()
-    assert client_for(stranger).post(reverse("org-invitation-accept"), {"token": token}).status_code == 404
+    assert (
+        client_for(stranger).post(reverse("org-invitation-accept"), {"token": token}).status_code
+        == 404
+    )
     response = client_for(invitee).post(reverse("org-invitation-accept"), {"token": token})
     assert response.status_code == 201
     assert Membership.objects.get(user=invitee).role == Role.VIEWER
 
 
 def test_invitation_expired_and_revoked(api_client, anon_client, org):
-    token = api_client.post("/api/v1/orgs/invitations/", {"email": "c@example.com", "role": "agent"}).json()["token"]
+    token = api_client.post(
+        "/api/v1/orgs/invitations/", {"email": "c@example.com", "role": "agent"}
+    ).json()["token"]
     Invitation.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     response = anon_client.post(
-        reverse("org-invitation-accept"), {"token": token, "name": "C", "password": "Sup3r-Secret-1"}
+        reverse("org-invitation-accept"),
+        {"token": token, "name": "C", "password": "Sup3r-Secret-1"},
     )
     assert response.status_code == 409 and response.json()["error"]["code"] == "invitation_expired"
-    created = api_client.post("/api/v1/orgs/invitations/", {"email": "d@example.com", "role": "agent"}).json()
+    created = api_client.post(
+        "/api/v1/orgs/invitations/", {"email": "d@example.com", "role": "agent"}
+    ).json()
     assert api_client.post(f"/api/v1/orgs/invitations/{created['id']}/revoke/").status_code == 200
     assert api_client.post(f"/api/v1/orgs/invitations/{created['id']}/revoke/").status_code == 409
     response = anon_client.post(
@@ -187,9 +205,11 @@ def test_unknown_invitation_token_is_404(anon_client):
 
 
 def test_invitations_are_admin_only_and_org_scoped(org, other_org, make_member, outsider):
-    theirs = client_for(outsider, other_org).post(
-        "/api/v1/orgs/invitations/", {"email": "x@example.com", "role": "agent"}
-    ).json()
+    theirs = (
+        client_for(outsider, other_org)
+        .post("/api/v1/orgs/invitations/", {"email": "x@example.com", "role": "agent"})
+        .json()
+    )
     admin = make_member(Role.ADMIN)
     client = client_for(admin, org)
     assert client.get(f"/api/v1/orgs/invitations/{theirs['id']}/").status_code == 404
@@ -197,17 +217,24 @@ def test_invitations_are_admin_only_and_org_scoped(org, other_org, make_member, 
     assert client.get("/api/v1/orgs/invitations/").json()["count"] == 0
     manager = make_member(Role.MANAGER)
     assert client_for(manager, org).get("/api/v1/orgs/invitations/").status_code == 403
-    assert client_for(manager, org).post(
-        "/api/v1/orgs/invitations/", {"email": "y@example.com", "role": "agent"}
-    ).status_code == 403
+    assert (
+        client_for(manager, org)
+        .post("/api/v1/orgs/invitations/", {"email": "y@example.com", "role": "agent"})
+        .status_code
+        == 403
+    )
 
 
 def test_admin_cannot_invite_owner(api_client):
-    response = api_client.post("/api/v1/orgs/invitations/", {"email": "z@example.com", "role": "owner"})
+    response = api_client.post(
+        "/api/v1/orgs/invitations/", {"email": "z@example.com", "role": "owner"}
+    )
     assert response.status_code == 403
 
 
 def test_inviting_existing_member_is_409(api_client, make_member):
     existing = make_member(Role.AGENT)
-    response = api_client.post("/api/v1/orgs/invitations/", {"email": existing.email, "role": "agent"})
+    response = api_client.post(
+        "/api/v1/orgs/invitations/", {"email": existing.email, "role": "agent"}
+    )
     assert response.status_code == 409

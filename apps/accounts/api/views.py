@@ -1,6 +1,6 @@
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import mixins, serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -23,7 +23,6 @@ from apps.core.api.exceptions import error_response
 from apps.core.api.views import OrgScopedGenericViewSet
 from apps.core.utils import client_ip
 from apps.orgs.models import Role
-from rest_framework import mixins
 
 
 class RegisterView(APIView):

@@ -7,7 +7,11 @@ ORG_HEADER = {
     "description": "Active organisation (slug or id). Defaults to the user's default organisation.",
     "schema": {"type": "string"},
 }
-_UNSCOPED_PREFIXES = ("/api/v1/auth/", "/api/v1/integrations/gewe/webhook", "/api/v1/integrations/ecloud/callback")
+_UNSCOPED_PREFIXES = (
+    "/api/v1/auth/",
+    "/api/v1/integrations/gewe/webhook",
+    "/api/v1/integrations/ecloud/callback",
+)
 
 
 def add_organization_header(result, generator, request, public):

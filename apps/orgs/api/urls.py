@@ -11,7 +11,9 @@ urlpatterns = [
     path("orgs/", views.MyOrganizationsViewSet.as_view({"get": "list"}), name="org-list"),
     path("orgs/current/", views.CurrentOrganizationView.as_view(), name="org-current"),
     path(
-        "orgs/invitations/accept/", views.InvitationAcceptView.as_view(), name="org-invitation-accept"
+        "orgs/invitations/accept/",
+        views.InvitationAcceptView.as_view(),
+        name="org-invitation-accept",
     ),
     *router.urls,
 ]

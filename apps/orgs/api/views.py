@@ -45,7 +45,9 @@ class CurrentOrganizationView(OrgScopedAPIView):
     write_role = Role.ADMIN
 
     def _data(self, request, org):
-        return OrganizationSerializer(org, context={"roles": {org.id: request.membership.role}}).data
+        return OrganizationSerializer(
+            org, context={"roles": {org.id: request.membership.role}}
+        ).data
 
     @extend_schema(responses=OrganizationSerializer)
     def get(self, request):
@@ -61,9 +63,7 @@ class CurrentOrganizationView(OrgScopedAPIView):
         return Response(self._data(request, org))
 
 
-class MembershipViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedGenericViewSet
-):
+class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedGenericViewSet):
     """Members of the active organisation; owners and admins change roles and remove members."""
 
     queryset = Membership.objects.select_related("user")
@@ -79,23 +79,26 @@ class MembershipViewSet(
         serializer = MembershipRoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = services.membership_change_role(
-            org=request.org, actor_membership=request.membership, membership_id=int(pk),
-            role=serializer.validated_data["role"], ip=client_ip(request),
+            org=request.org,
+            actor_membership=request.membership,
+            membership_id=int(pk),
+            role=serializer.validated_data["role"],
+            ip=client_ip(request),
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request, pk=None):
         self.get_object()
         services.membership_remove(
-            org=request.org, actor_membership=request.membership, membership_id=int(pk),
+            org=request.org,
+            actor_membership=request.membership,
+            membership_id=int(pk),
             ip=client_ip(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class InvitationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedGenericViewSet
-):
+class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedGenericViewSet):
     """Invitations of the active organisation (owners and admins)."""
 
     queryset = selectors.Invitation.objects.select_related("invited_by")
@@ -110,8 +113,10 @@ class InvitationViewSet(
         serializer = InvitationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         created = services.invitation_create(
-            org=request.org, actor_membership=request.membership,
-            email=serializer.validated_data["email"], role=serializer.validated_data["role"],
+            org=request.org,
+            actor_membership=request.membership,
+            email=serializer.validated_data["email"],
+            role=serializer.validated_data["role"],
         )
         data = InvitationCreatedSerializer(created.invitation).data
         data["token"] = created.token

@@ -35,5 +35,7 @@ class Command(BaseCommand):
                             [crypto.rotate(token), row_id],
                         )
                         total += 1
-            self.stdout.write(f"{model._meta.label}: re-encrypted {', '.join(f.name for f in fields)}")
+            self.stdout.write(
+                f"{model._meta.label}: re-encrypted {', '.join(f.name for f in fields)}"
+            )
         self.stdout.write(self.style.SUCCESS(f"Re-encrypted {total} values."))

@@ -37,8 +37,18 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
-            "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
-                       "--concurrency", str(concurrency)],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+            ],
             "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "INFO"],
         }
         if not no_simulators and _simulators_available():
@@ -53,13 +63,15 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         for name, cmd in commands.items():
-            children[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)
+            children[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)  # noqa: S603
         base = f"http://{host}:{port}"
-        self.stdout.write(self.style.SUCCESS(
-            f"\nRunning: {', '.join(children)}\n"
-            f"  Admin:     {base}/admin/\n  API docs:  {base}/api/docs/\n"
-            f"  Health:    {base}/healthz  {base}/readyz\n  Press Ctrl-C to stop.\n"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nRunning: {', '.join(children)}\n"
+                f"  Admin:     {base}/admin/\n  API docs:  {base}/api/docs/\n"
+                f"  Health:    {base}/healthz  {base}/readyz\n  Press Ctrl-C to stop.\n"
+            )
+        )
         exit_code = 0
         try:
             while not stopping:

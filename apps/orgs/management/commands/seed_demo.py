@@ -29,7 +29,9 @@ class Command(BaseCommand):
             password_file.write_text(password)
             password_file.chmod(0o600)
         else:
-            password = password_file.read_text().strip() if password_file.exists() else "(unchanged)"
+            password = (
+                password_file.read_text().strip() if password_file.exists() else "(unchanged)"
+            )
         org = Organization.objects.filter(slug="demo").first()
         if org is None:
             org = organization_create(name=org_name, owner=user)
