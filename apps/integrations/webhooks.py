@@ -686,7 +686,13 @@ def _finish(event: WebhookEvent, status: str, error: str = "") -> None:
 
 def webhook_event_process(*, event_id: int) -> str:
     """Turn one stored event into rows (idempotent; see the module docstring). Returns the
-    event's final status, or "skipped" when another worker has it or it is already done."""
+    event's final status, or "skipped" when another worker has it or it is already done.
+
+    Order: events of one connection are applied in arrival order. Before its own event a worker
+    applies the connection's older events still waiting, taking their row locks in id order
+    (blocking, so it waits for a worker busy with an older one; the lock order rules out
+    deadlocks). A quick customer who writes twice is therefore never recorded out of order.
+    """
     try:
         with transaction.atomic():
             event = (
@@ -697,28 +703,73 @@ def webhook_event_process(*, event_id: int) -> str:
             )
             if event is None or event.status != WebhookEvent.Status.RECEIVED:
                 return "skipped"
-            event.attempts += 1
-            status, error = _apply(event)
-            _finish(event, status, error)
-            return status
+            for older in _older_waiting(event):
+                _process_one(older, isolated=True)
+            return _process_one(event, isolated=False)
     except Exception as exc:
         logger.exception("webhook: processing event %s failed", event_id)
         # Count the attempt outside the rolled-back transaction; give up after the maximum.
-        event = WebhookEvent.objects.filter(pk=event_id).first()
-        if event is not None and event.status == WebhookEvent.Status.RECEIVED:
-            attempts = event.attempts + 1
-            status = (
-                WebhookEvent.Status.FAILED
-                if attempts >= settings.WEBHOOK_MAX_ATTEMPTS
-                else WebhookEvent.Status.RECEIVED
-            )
-            WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
-                attempts=attempts,
-                status=status,
-                error=f"{type(exc).__name__}: {exc}"[:500],
-                updated_at=timezone.now(),
-            )
+        _count_failure(event_id, exc)
         raise
+
+
+def _older_waiting(event: WebhookEvent) -> list[WebhookEvent]:
+    from datetime import timedelta
+
+    window = timezone.now() - timedelta(seconds=max(settings.WEBHOOK_STUCK_SECONDS, 60) * 10)
+    return list(
+        WebhookEvent.objects.select_for_update(of=("self",))
+        .select_related("connection", "org")
+        .filter(
+            connection_id=event.connection_id,
+            status=WebhookEvent.Status.RECEIVED,
+            id__lt=event.pk,
+            created_at__gte=window,
+            attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS,
+        )
+        .order_by("id")[:100]
+    )
+
+
+def _process_one(event: WebhookEvent, *, isolated: bool) -> str:
+    event.attempts += 1
+    if not isolated:
+        status, error = _apply(event)
+        _finish(event, status, error)
+        return status
+    try:
+        with transaction.atomic():
+            status, error = _apply(event)
+            _finish(event, status, error)
+        return status
+    except Exception as exc:  # noqa: BLE001 - an older event must not block the newer one
+        logger.exception("webhook: processing older event %s failed", event.pk)
+        failed = event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            attempts=event.attempts,
+            status=WebhookEvent.Status.FAILED if failed else WebhookEvent.Status.RECEIVED,
+            error=f"{type(exc).__name__}: {exc}"[:500],
+            updated_at=timezone.now(),
+        )
+        return "failed"
+
+
+def _count_failure(event_id: int, exc: Exception) -> None:
+    event = WebhookEvent.objects.filter(pk=event_id).first()
+    if event is None or event.status != WebhookEvent.Status.RECEIVED:
+        return
+    attempts = event.attempts + 1
+    status = (
+        WebhookEvent.Status.FAILED
+        if attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+        else WebhookEvent.Status.RECEIVED
+    )
+    WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
+        attempts=attempts,
+        status=status,
+        error=f"{type(exc).__name__}: {exc}"[:500],
+        updated_at=timezone.now(),
+    )
 
 
 def _apply(event: WebhookEvent) -> tuple[str, str]:
