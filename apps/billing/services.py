@@ -473,13 +473,11 @@ def _check_fits(
     """Raise ``BudgetExceeded`` for the first budget that this call would take over its limit
     (ledger this month + live holds + this estimate). The budgets are locked by the caller."""
     period_key = current_period(org, now).key
-    # One statement, hence one snapshot: a settlement committing meanwhile moves its cost from
-    # "held" to "used" atomically, so it is counted exactly once without locking settlements out.
-    totals = selectors.budgets_used_and_held(
-        budgets=budgets, org=org, period_key=period_key, now=now
-    )
+    # One statement, hence one snapshot (see selectors.budget_sums).
+    sums = selectors.budget_sums(budgets=budgets, org=org, period_key=period_key, held_at=now)
     for budget in budgets:
-        used_money, used_tokens = totals[budget.pk]
+        used_money = sums[budget.pk].money_used + sums[budget.pk].money_held
+        used_tokens = sums[budget.pk].tokens_used + sums[budget.pk].tokens_held
         if (
             budget.money_limit is not None
             and currency == budget.currency
