@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import socket
 import uuid
 from collections import deque
@@ -303,7 +304,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _heartbeat(self) -> None:
         interval = _setting("WS_HEARTBEAT_INTERVAL_SECONDS")
         timeout = _setting("WS_HEARTBEAT_TIMEOUT_SECONDS")
-        next_ping = self._now() + interval
+        # The first ping is jittered so sockets opened together (a reconnect storm) don't ping
+        # and renew their leases in lockstep afterwards.
+        next_ping = self._now() + interval * random.uniform(0.5, 1.0)  # noqa: S311
         try:
             while not self.closing:
                 deadline = self.last_seen + timeout
@@ -406,7 +409,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.counters.messages_out += 1
-        await self.send(text_data=json.dumps(envelope))
+        try:
+            await self.send(text_data=json.dumps(envelope))
+        except Exception:  # noqa: BLE001 - the peer went away mid-send; disconnect follows.
+            logger.debug("Send on closed socket %s", self.conn_id)
+            self.closing = True
 
     async def send_error(self, code: str, message: str) -> None:
         self.counters.errors += 1

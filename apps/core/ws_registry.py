@@ -160,9 +160,15 @@ def _async_client() -> tuple[aioredis.Redis, dict[str, Any]]:
     loop = asyncio.get_running_loop()
     entry = _clients.get(loop)
     if entry is None:
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2
+        # A blocking pool: a reconnect storm waits for a free connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=int(settings.WS_REDIS_MAX_CONNECTIONS),
+            timeout=20,
+            socket_timeout=5,
+            socket_connect_timeout=2,
         )
+        client = aioredis.Redis(connection_pool=pool)
         scripts = {
             "register": client.register_script(_REGISTER),
             "refresh": client.register_script(_REFRESH),

@@ -125,7 +125,17 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL}],
+            # redis-py 8 reads with a 5 s socket timeout by default, the same as the layer's
+            # blocking BZPOPMIN: the race killed idle consumers. Read timeout above the block;
+            # and more than redis-py's default 100 pooled connections for reconnect storms.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 15,
+                    "socket_keepalive": True,
+                    "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=500),
+                }
+            ],
             "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
             "capacity": 1000,
             "expiry": 60,
@@ -359,6 +369,8 @@ WS_CONNECTION_LEASE_SECONDS = env.float("WS_CONNECTION_LEASE_SECONDS", default=9
 # Conversations one /ws/chat/ socket may join at once, and messages per catch-up ("sync") reply.
 WS_MAX_JOINED_CONVERSATIONS = env.int("WS_MAX_JOINED_CONVERSATIONS", default=50)
 WS_SYNC_LIMIT = env.int("WS_SYNC_LIMIT", default=500)
+# Registry connections per Daphne process; when all are busy a consumer waits for one.
+WS_REDIS_MAX_CONNECTIONS = env.int("WS_REDIS_MAX_CONNECTIONS", default=100)
 
 # --- Notifications (apps.monitoring) ------------------------------------------------------------
 # Dotted path of the SMS backend class (see apps/monitoring/sms.py); the console backend logs.
