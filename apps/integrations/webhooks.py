@@ -590,6 +590,31 @@ def dedupe_key_for(provider: str, payload: dict, body: bytes) -> str:
 
 # -- receiving (the view) --------------------------------------------------------------------
 
+# secret -> (expires at, connection). A per-process cache of the one lookup the endpoint needs:
+# a rotated or disabled secret keeps working in a process for at most
+# WEBHOOK_CONNECTION_CACHE_SECONDS (0 disables the cache). Unknown secrets are never cached.
+_connections: dict[tuple[str, str], tuple[float, PlatformConnection]] = {}
+
+
+def connection_for_secret(*, provider: str, secret: str) -> PlatformConnection | None:
+    import time
+
+    from apps.integrations.selectors import connection_get_by_webhook_secret_all_orgs
+
+    ttl = settings.WEBHOOK_CONNECTION_CACHE_SECONDS
+    key = (provider, secret)
+    now = time.monotonic()
+    if ttl > 0:
+        cached = _connections.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+    connection = connection_get_by_webhook_secret_all_orgs(provider=provider, secret=secret)
+    if connection is not None and ttl > 0:
+        if len(_connections) > 10000:
+            _connections.clear()
+        _connections[key] = (now + ttl, connection)
+    return connection
+
 
 @dataclass(frozen=True)
 class ReceiveResult:
@@ -648,21 +673,59 @@ def webhook_receive(*, connection: PlatformConnection, body: bytes) -> ReceiveRe
             return ReceiveResult(200, {"ok": True, "ping": True})
         return _reject(connection, body, _("Not an E云管家 callback: messageType is missing."))
     dedupe_key = dedupe_key_for(provider, payload, body)
-    try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                org_id=connection.org_id,
-                connection=connection,
-                provider=provider,
-                event_type=event_type_of(provider, payload),
-                dedupe_key=dedupe_key,
-                payload=payload,
-            )
-            event_id = event.pk
-            transaction.on_commit(lambda: enqueue_process(event_id))
-    except IntegrityError:
+    event_id = _insert_event(
+        connection=connection,
+        event_type=event_type_of(provider, payload),
+        dedupe_key=dedupe_key,
+        payload_json=json.dumps(payload, ensure_ascii=False),
+    )
+    if event_id is None:
         return ReceiveResult(200, {"ok": True, "duplicate": True}, duplicate=True)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: enqueue_process(event_id))
+    else:
+        enqueue_process(event_id)
     return ReceiveResult(200, {"ok": True}, event_id=event_id)
+
+
+_INSERT_SQL = """
+INSERT INTO {table} (org_id, connection_id, provider, event_type, dedupe_key, payload,
+                     raw_body, status, attempts, error, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, {json}, '', 'received', 0, '', %s, %s)
+ON CONFLICT (connection_id, dedupe_key) DO NOTHING
+RETURNING id
+"""
+
+
+def _insert_event(
+    *, connection: PlatformConnection, event_type: str, dedupe_key: str, payload_json: str
+) -> int | None:
+    """Store the event in one statement (one round trip, committed at once in autocommit):
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``; None when it is a duplicate. The unique
+    (connection, dedupe key) constraint decides, whatever the concurrency."""
+    from django.db import connection as db
+
+    now = timezone.now()
+    sql = _INSERT_SQL.format(
+        table=WebhookEvent._meta.db_table,
+        json="%s::jsonb" if db.vendor == "postgresql" else "%s",
+    )
+    with db.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                connection.org_id,
+                connection.pk,
+                connection.provider,
+                event_type[:64],
+                dedupe_key[:200],
+                payload_json,
+                now,
+                now,
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def enqueue_process(event_id: int, countdown: float = 0.0) -> None:

@@ -424,6 +424,9 @@ CELERY_BEAT_SCHEDULE["monitoring-tick"] = {
     "schedule": float(MONITORING_TICK_SECONDS),
     "options": {"expires": max(1, MONITORING_TICK_SECONDS - 1)},
 }
+# Seconds a web process caches the connection of a webhook secret (a rotated or disabled secret
+# keeps working that long in each process; 0 looks it up on every request).
+WEBHOOK_CONNECTION_CACHE_SECONDS = env.float("WEBHOOK_CONNECTION_CACHE_SECONDS", default=10)
 CELERY_BEAT_SCHEDULE["monitoring-retention-clean"] = {
     "task": "apps.monitoring.tasks.monitoring_retention_clean",
     "schedule": 24 * 3600.0,

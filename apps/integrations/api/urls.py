@@ -1,4 +1,6 @@
+from django.conf import settings
 from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.routers import SimpleRouter
 
 from apps.integrations.api import views, webhook_views
@@ -40,3 +42,12 @@ urlpatterns = [
     ),
     *router.urls,
 ]
+
+if settings.BENCH_BARE_ENDPOINT:  # benchmarks only: the baseline of bench/ingest
+    urlpatterns.append(
+        path(
+            "integrations/bench/bare/",
+            csrf_exempt(webhook_views.bench_bare_view),
+            name="bench-bare",
+        )
+    )

@@ -16,7 +16,6 @@ from rest_framework.views import APIView
 
 from apps.integrations import webhooks
 from apps.integrations.models import PlatformConnection
-from apps.integrations.selectors import connection_get_by_webhook_secret_all_orgs
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -41,9 +40,7 @@ class _WebhookView(APIView):
         auth=[],
     )
     def post(self, request, secret: str):
-        connection = connection_get_by_webhook_secret_all_orgs(
-            provider=self.provider, secret=secret
-        )
+        connection = webhooks.connection_for_secret(provider=self.provider, secret=secret)
         if connection is None:
             return _error(404, "not_found", _("Unknown webhook URL."))
         limit = settings.WEBHOOK_MAX_BODY_BYTES
@@ -66,3 +63,17 @@ class GeWeWebhookView(_WebhookView):
 
 class ECloudCallbackView(_WebhookView):
     provider = PlatformConnection.Provider.ECLOUD
+
+
+def bench_bare_view(request):
+    """Benchmarks only (``BENCH_BARE_ENDPOINT``): a bare Django JSON endpoint, the baseline the
+    webhook's throughput is compared with (reads and parses the body, no database)."""
+    import json
+
+    from django.http import JsonResponse
+
+    try:
+        json.loads(request.body or b"{}")
+    except ValueError:
+        return JsonResponse({"error": "bad json"}, status=400)
+    return JsonResponse({"ok": True})
