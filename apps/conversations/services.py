@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -255,23 +254,34 @@ def inbound_message_record(
         platform_created_at=inbound.created_at,
         sent_at=now if inbound.self_sent else None,
     )
+    fields = ["last_message_at"]
+    conversation.last_message_at = now
+    if _maybe_resume_ai(conversation, now):
+        fields += ["mode", "ai_paused_until", "handoff_reason"]
+    handoff_reason = ""
+    if not inbound.self_sent and not is_system:
+        text = message.text or ""
+        if conversation.mode == Conversation.Mode.AI and any(
+            k in text for k in handoff_keywords(org)
+        ):
+            handoff_reason = HandoffReason.KEYWORD
+        else:
+            message.triggers_ai = _should_trigger(
+                conversation, contact, account, message, inbound, now
+            )
+    # Foreign keys are this transaction's own rows: skip full_clean's per-FK queries.
+    exclude = ["org", "conversation", "account", "sender_user", "ai_app"]
     try:
-        message.full_clean(validate_constraints=False)
+        message.full_clean(exclude=exclude, validate_constraints=False)
     except ValidationError:
         message.media_url = ""  # a platform URL our validator refuses is not worth losing the text
-        message.full_clean(validate_constraints=False)
+        message.full_clean(exclude=exclude, validate_constraints=False)
     try:
         with transaction.atomic():
             message.save()
     except IntegrityError:
         return InboundResult("ignored", "duplicate message id")
 
-    fields = ["last_message_at"]
-    conversation.last_message_at = now
-    resumed = _maybe_resume_ai(conversation, now)
-    if resumed:
-        fields += ["mode", "ai_paused_until", "handoff_reason"]
-    handoff_reason = ""
     if inbound.self_sent:
         conversation.ai_paused_until = now + timedelta(
             seconds=settings.CONVERSATION_PHONE_PAUSE_SECONDS
@@ -282,23 +292,16 @@ def inbound_message_record(
         fields += ["ai_paused_until", "mode", "handoff_reason", "handed_off_at"]
     elif not is_system:
         conversation.last_inbound_at = now
-        conversation.unread_count = F("unread_count") + 1
+        conversation.unread_count += 1  # the row is locked: no lost update
         fields += ["last_inbound_at", "unread_count"]
         if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
             conversation.status = Conversation.Status.OPEN
             conversation.snooze_until = None
             conversation.resolved_at = None
             fields += ["status", "snooze_until", "resolved_at"]
-        text = message.text or ""
-        if conversation.mode == Conversation.Mode.AI and any(
-            k in text for k in handoff_keywords(org)
-        ):
-            handoff_reason = HandoffReason.KEYWORD
-        elif _should_trigger(conversation, contact, account, message, inbound, now):
-            message.triggers_ai = True
-            message.save(update_fields=["triggers_ai"])
-    conversation.save(update_fields=[*fields, "updated_at"])
-    conversation.refresh_from_db()
+    conversation.updated_at = now
+    conversation.save(update_fields=[*dict.fromkeys(fields), "updated_at"])
+    # One push carries the message and the conversation's new state.
     push_new_message(message, conversation)
     if handoff_reason:
         _handoff_locked(conversation, reason=handoff_reason)
@@ -307,8 +310,6 @@ def inbound_message_record(
 
         conversation_id, org_id = conversation.pk, org.pk
         transaction.on_commit(lambda: schedule_turn(org_id=org_id, conversation_id=conversation_id))
-    else:
-        push_conversation_updated(conversation)
     return InboundResult("processed", "", message)
 
 
