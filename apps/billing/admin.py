@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import User
 from apps.billing import selectors, services
 from apps.billing.models import Budget, BudgetAlert, CostLedger, ModelPrice, Reservation
-from apps.billing.periods import current_period, period_for_date
+from apps.billing.periods import current_period, local_date, period_for_date
 from apps.core.admin import OrgScopedAdmin, admin_org_ids
 from apps.orgs.models import Organization
 
@@ -163,7 +163,7 @@ class CostLedgerAdmin(_ReadOnlyAdmin):
             "currency": currency,
             "budgets": budgets,
             "report": report,
-            "chart": usage_chart(series, limit=limit),
+            "chart": usage_chart(series, limit=limit, until=local_date(org)),
             "ledger_url": reverse("admin:billing_costledger_changelist"),
         }
         return TemplateResponse(request, "admin/billing/usage.html", context)
@@ -173,11 +173,13 @@ def usage_chart(
     series: list[tuple[dt.date, Decimal]],
     *,
     limit: Decimal | None,
+    until: dt.date | None = None,
     width: int = 760,
     height: int = 260,
 ) -> dict:
     """Geometry of the inline SVG: daily cost bars (right axis), cumulative cost and the monthly
-    budget line (left axis). Computed here so the template only places shapes."""
+    budget line (left axis; the cumulative line stops at ``until``, today). Computed here so
+    the template only places shapes."""
     left, right, top, bottom = 64, 64, 16, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     days = len(series) or 1
@@ -206,7 +208,8 @@ def usage_chart(
                 "cost": cost,
             }
         )
-        points.append(f"{round(x + slot / 2, 1)},{y_for(cumulative[i], cum_max)}")
+        if until is None or day <= until:  # the cumulative line stops today
+            points.append(f"{round(x + slot / 2, 1)},{y_for(cumulative[i], cum_max)}")
         if i % 5 == 0 or i == days - 1:
             labels.append({"x": round(x + slot / 2, 1), "text": day.strftime("%d")})
     ticks = [

@@ -284,7 +284,10 @@ def budget_status(
 
 
 def budget_status_list(*, org: Organization, at: dt.datetime | None = None) -> list[BudgetStatus]:
-    budgets = list(budget_list(org=org).filter(is_active=True).order_by("scope", "id"))
+    order = {Budget.Scope.ORG: 0, Budget.Scope.USER: 1, Budget.Scope.ACCOUNT: 2}
+    budgets = sorted(
+        budget_list(org=org).filter(is_active=True), key=lambda b: (order[b.scope], b.id)
+    )
     return budget_statuses(budgets=budgets, org=org, at=at)
 
 

@@ -17,7 +17,7 @@ the same run:
    reserve+settle pair commits twice; each commit waits for the WAL flush).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python bench/billing/run.py
-    options: --rows 1000000 --workers 8 --seconds 10 --requests 60 --keep
+    options: --rows 1000000 --workers 8 --seconds 10 --requests 60
 """
 
 from __future__ import annotations
