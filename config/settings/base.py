@@ -279,6 +279,10 @@ SPECTACULAR_SETTINGS = {
         "FriendRequestStatusEnum": "apps.wechat_accounts.models.FriendRequest.Status",
         "ContactSyncStateEnum": "apps.wechat_accounts.models.WeChatAccount.SyncState",
         "MessageStatusEnum": "apps.conversations.models.Message.Status",
+        # conversations
+        "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
+        "MessageKindEnum": "apps.conversations.models.Message.Kind",
+        "OutboundKindEnum": ["text", "image", "file", "link"],
     },
 }
 
@@ -287,10 +291,6 @@ SPECTACULAR_SETTINGS = {
 BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=600)
 # Output tokens assumed by `reserve` when the caller gives no estimate (e.g. the call's max_tokens).
 BILLING_DEFAULT_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_OUTPUT_TOKENS", default=512)
-        # conversations
-        "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
-        "MessageKindEnum": "apps.conversations.models.Message.Kind",
-        "OutboundKindEnum": ["text", "image", "file", "link"],
 BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="CNY")
 BILLING_DEFAULT_SOFT_THRESHOLDS = [80, 95]
 
@@ -424,9 +424,6 @@ CELERY_BEAT_SCHEDULE["monitoring-tick"] = {
     "schedule": float(MONITORING_TICK_SECONDS),
     "options": {"expires": max(1, MONITORING_TICK_SECONDS - 1)},
 }
-# Seconds a web process caches the connection of a webhook secret (a rotated or disabled secret
-# keeps working that long in each process; 0 looks it up on every request).
-WEBHOOK_CONNECTION_CACHE_SECONDS = env.float("WEBHOOK_CONNECTION_CACHE_SECONDS", default=10)
 CELERY_BEAT_SCHEDULE["monitoring-retention-clean"] = {
     "task": "apps.monitoring.tasks.monitoring_retention_clean",
     "schedule": 24 * 3600.0,
@@ -459,16 +456,13 @@ SOP_RETRY_BASE_SECONDS = env.float("SOP_RETRY_BASE_SECONDS", default=60)
 # Upper bound of the messages a dry run renders.
 SOP_DRY_RUN_MAX = env.int("SOP_DRY_RUN_MAX", default=100)
 
-# --- Logging ------------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
 # --- Conversations and the core loop (apps.conversations, apps.integrations webhooks) -----------
 # Webhook bodies above this size answer 413; rejected bodies are stored truncated to this many chars.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
 WEBHOOK_REJECTED_BODY_CHARS = env.int("WEBHOOK_REJECTED_BODY_CHARS", default=2000)
+# Seconds a web process caches the connection of a webhook secret (a rotated or disabled secret
+# keeps working that long in each process; 0 looks it up on every request).
+WEBHOOK_CONNECTION_CACHE_SECONDS = env.float("WEBHOOK_CONNECTION_CACHE_SECONDS", default=10)
 # Events still "received" after this many seconds are enqueued again (lost broker task); after
 # WEBHOOK_MAX_ATTEMPTS processing attempts an event is marked failed.
 WEBHOOK_STUCK_SECONDS = env.int("WEBHOOK_STUCK_SECONDS", default=60)
@@ -493,7 +487,9 @@ CONVERSATION_AI_SESSION_EXPIRE_SECONDS = env.int(
     "CONVERSATION_AI_SESSION_EXPIRE_SECONDS", default=86400
 )
 # Output tokens reserved in the budget per AI turn before the call.
-CONVERSATION_AI_RESERVE_OUTPUT_TOKENS = env.int("CONVERSATION_AI_RESERVE_OUTPUT_TOKENS", default=512)
+CONVERSATION_AI_RESERVE_OUTPUT_TOKENS = env.int(
+    "CONVERSATION_AI_RESERVE_OUTPUT_TOKENS", default=512
+)
 # Long answers are split into WeChat-sized messages of at most this many characters.
 CONVERSATION_REPLY_CHUNK_CHARS = env.int("CONVERSATION_REPLY_CHUNK_CHARS", default=600)
 # A reply the salesperson sends from the phone pauses the AI of that chat this long.
@@ -516,19 +512,12 @@ CONVERSATION_AI_RECOVER_SECONDS = env.int("CONVERSATION_AI_RECOVER_SECONDS", def
 # Benchmarks only: serve a bare JSON endpoint at /bench/bare/ to compare webhook throughput.
 BENCH_BARE_ENDPOINT = env.bool("BENCH_BARE_ENDPOINT", default=False)
 
-# --- SOP campaigns (apps.sop) -------------------------------------------------------------------
-# The tick's period (the beat entry above), deliveries claimed per batch and batches per tick.
-SOP_TICK_SECONDS = env.int("SOP_TICK_SECONDS", default=30)
-SOP_TICK_BATCH = env.int("SOP_TICK_BATCH", default=500)
-SOP_TICK_MAX_BATCHES = env.int("SOP_TICK_MAX_BATCHES", default=20)
-# A claimed delivery not handed over within this time (crashed worker) is claimed again.
-SOP_CLAIM_LEASE_SECONDS = env.int("SOP_CLAIM_LEASE_SECONDS", default=300)
-# Attempts (AI generation errors) before a delivery fails, and the first retry's delay.
-SOP_MAX_ATTEMPTS = env.int("SOP_MAX_ATTEMPTS", default=3)
-SOP_RETRY_BASE_SECONDS = env.float("SOP_RETRY_BASE_SECONDS", default=60)
-# Upper bound of the messages a dry run renders.
-SOP_DRY_RUN_MAX = env.int("SOP_DRY_RUN_MAX", default=100)
-
+# --- Logging ------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
