@@ -283,6 +283,10 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
         "MessageKindEnum": "apps.conversations.models.Message.Kind",
         "OutboundKindEnum": ["text", "image", "file", "link"],
+        # sop
+        "SopPlanStatusEnum": "apps.sop.models.SopPlan.Status",
+        "SopRunStatusEnum": "apps.sop.models.SopRun.Status",
+        "SopDeliveryStatusEnum": "apps.sop.models.SopDelivery.Status",
     },
 }
 
