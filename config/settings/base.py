@@ -134,7 +134,6 @@ CHANNEL_LAYERS = {
                 {
                     "address": REDIS_URL,
                     "socket_timeout": 15,
-                    "socket_keepalive": True,
                     "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=500),
                 }
             ],
