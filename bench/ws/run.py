@@ -1,0 +1,369 @@
+"""WebSocket benchmark: 2,000 concurrent connections on one Daphne process.
+
+Measures
+- memory per connection: the Daphne process's RSS after N idle authenticated sockets minus its
+  RSS with one socket, divided by N;
+- latency from publishing an event in *another process* (``apps.core.realtime.push``) to its
+  receipt (a) by one client (a user group) and (b) by all 50 members of an organisation group
+  (the time until the last of the 50 has it, and per receipt);
+- the baseline, in the same run: a raw Redis PUBLISH -> SUBSCRIBE round trip between the same
+  two processes (the floor any Redis-based fan-out pays).
+
+Usage (a database the script may write bench rows to; it migrates it first)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench REDIS_URL=redis://127.0.0.1:6379/3 \
+        .venv/bin/python bench/ws/run.py [--connections 2000] [--events 200]
+
+Rows are created in organisations with the slug prefix ``bench-ws-``; Redis keys use the
+prefixes ``sa-bench`` / ``asgi-bench``. Wall-clock timestamps are compared across processes on
+one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+BENCH_ENV = {
+    "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.local"),
+    "DEBUG": "false",  # DEBUG keeps every SQL query in memory: it would distort RSS
+    "CACHE_KEY_PREFIX": "sa-bench",
+    "CHANNELS_PREFIX": "asgi-bench",
+    "WS_MAX_CONNECTIONS_PER_USER": "5",
+    "WS_HEARTBEAT_INTERVAL_SECONDS": "30",
+    "WS_HEARTBEAT_TIMEOUT_SECONDS": "600",
+    "LOG_LEVEL": "WARNING",
+}
+ORG_SIZE = 50
+
+
+def raise_fd_limit(wanted: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(max(wanted, soft), hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        import psutil
+
+        return psutil.Process(pid).memory_info().rss
+    except ImportError:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    raise RuntimeError("cannot read RSS")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(name: str, seconds: list[float], expected: int) -> str:
+    ms = [s * 1000 for s in seconds]
+    return (
+        f"  {name:<44} n={len(ms):>5}/{expected:<5} p50={percentile(ms, 50):7.2f} ms  "
+        f"p99={percentile(ms, 99):7.2f} ms  "
+        f"mean={statistics.fmean(ms) if ms else float('nan'):7.2f} ms"
+    )
+
+
+# --- the publisher (a separate process) -----------------------------------------------------------
+
+
+def publisher(mode: str, target: str, count: int, interval: float) -> None:
+    import django
+
+    django.setup()
+    time.sleep(0.5)
+    if mode == "redis":
+        from apps.core.redis import get_redis
+
+        client = get_redis()
+        for seq in range(count):
+            client.publish(target, json.dumps({"t": time.time(), "seq": seq}))
+            time.sleep(interval)
+        return
+    from apps.core import realtime
+
+    for seq in range(count):
+        realtime.push("bench", {"t": time.time(), "seq": seq}, groups=[target])
+        time.sleep(interval)
+
+
+def run_publisher(mode: str, target: str, count: int, interval: float, env: dict) -> None:
+    subprocess.run(
+        [sys.executable, __file__, "--publish", mode, target, str(count), str(interval)],
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+
+
+# --- the benchmark --------------------------------------------------------------------------------
+
+
+def prepare(connections: int):
+    """Organisations of 50 members each, one socket per member; returns (orgs, users, tokens)."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from apps.accounts.models import User
+    from apps.orgs.models import Membership, Organization, Role
+
+    call_command("migrate", interactive=False, verbosity=0)
+    org_count = (connections + ORG_SIZE - 1) // ORG_SIZE
+    orgs = []
+    users = []
+    for index in range(org_count):
+        org, _ = Organization.objects.get_or_create(
+            slug=f"bench-ws-{index}", defaults={"name": f"Bench WS {index}"}
+        )
+        orgs.append(org)
+        emails = [f"bench-ws-{index}-{n}@bench.invalid" for n in range(ORG_SIZE)]
+        existing = {u.email: u for u in User.objects.filter(email__in=emails)}
+        missing = [
+            User(email=e, name=e.split("@")[0], default_org=org)
+            for e in emails
+            if e not in existing
+        ]
+        for user in missing:
+            user.set_unusable_password()
+        User.objects.bulk_create(missing)
+        members = list(User.objects.filter(email__in=emails).order_by("email"))
+        Membership.objects.bulk_create(
+            [Membership(org=org, user=u, role=Role.AGENT) for u in members],
+            ignore_conflicts=True,
+        )
+        users.extend((org, u) for u in members)
+    users = users[:connections]
+    tokens = [str(AccessToken.for_user(u)) for _, u in users]
+    return orgs, users, tokens
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Socket:
+    """One client connection: records ``bench`` event receipt times, answers pings."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.received: dict[int, float] = {}
+        self.task = asyncio.create_task(self.read())
+
+    async def read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for raw in self.ws:
+                now = time.time()
+                event = json.loads(raw)
+                if event["type"] == "bench":
+                    self.received[event["data"]["seq"]] = now - event["data"]["t"]
+                elif event["type"] == "ping":
+                    await self.ws.send('{"type":"pong"}')
+        except ConnectionClosed:
+            pass
+
+
+async def open_socket(url: str, token: str) -> Socket:
+    from websockets.asyncio.client import connect
+
+    ws = await connect(
+        f"{url}/ws/chat/?token={token}",
+        origin="http://127.0.0.1",
+        open_timeout=60,
+        ping_interval=None,
+        max_queue=64,
+    )
+    first = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
+    if first["type"] != "connection_established":
+        raise RuntimeError(f"unexpected first event {first}")
+    return Socket(ws)
+
+
+async def bench(args, users, tokens) -> None:
+    from apps.core import realtime
+    from apps.core.redis import redis_key
+
+    limit = raise_fd_limit(args.connections * 2 + 1024)
+    env = {**os.environ, **BENCH_ENV}
+    port = free_port()
+    daphne = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-v",
+            "0",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    url = f"ws://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            await asyncio.sleep(0.1)
+        print(f"fd limit {limit}; Daphne pid {daphne.pid} on {url}")
+
+        # Warm up: one socket, so imports, pools and the channel layer exist before measuring.
+        warm = await open_socket(url, tokens[0])
+        await asyncio.sleep(1)
+        rss_one = rss_bytes(daphne.pid)
+
+        started = time.perf_counter()
+        gate = asyncio.Semaphore(100)
+
+        async def guarded(token):
+            async with gate:
+                return await open_socket(url, token)
+
+        sockets = [warm, *await asyncio.gather(*(guarded(t) for t in tokens[1:]))]
+        connect_seconds = time.perf_counter() - started
+        await asyncio.sleep(2)
+        rss_all = rss_bytes(daphne.pid)
+        n = len(sockets)
+        print(f"\n{n} concurrent authenticated connections opened in {connect_seconds:.1f} s")
+        print(
+            f"Daphne RSS: {rss_one / 2**20:.1f} MiB with 1 socket, {rss_all / 2**20:.1f} MiB with "
+            f"{n}: {(rss_all - rss_one) / (n - 1) / 1024:.1f} KiB per connection"
+        )
+
+        count, interval = args.events, args.interval
+        print(f"\nLatency, publisher in another process, {count} events at {1 / interval:.0f}/s:")
+
+        # Baseline: raw Redis PUBLISH -> SUBSCRIBE between the two processes.
+        import redis.asyncio as aioredis
+        from django.conf import settings
+
+        channel = redis_key("bench", "pubsub")
+        sub_client = aioredis.Redis.from_url(settings.REDIS_URL)
+        pubsub = sub_client.pubsub()
+        await pubsub.subscribe(channel)
+        baseline: list[float] = []
+
+        async def listen():
+            while len(baseline) < count:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message:
+                    baseline.append(time.time() - json.loads(message["data"])["t"])
+
+        listener = asyncio.create_task(listen())
+        await asyncio.to_thread(run_publisher, "redis", channel, count, interval, env)
+        try:
+            await asyncio.wait_for(listener, timeout=5)
+        except TimeoutError:
+            pass
+        await pubsub.aclose()
+        await sub_client.aclose()
+        print(summary("baseline: Redis PUBLISH -> SUBSCRIBE", baseline, count))
+
+        # (a) one client: the user group of the first socket's user.
+        org0, user0 = users[0]
+        await asyncio.to_thread(
+            run_publisher,
+            "push",
+            realtime.group_for_user(org0.id, user0.id),
+            count,
+            interval,
+            env,
+        )
+        await asyncio.sleep(1)
+        one = list(sockets[0].received.values())
+        print(summary("(a) push -> one client (user group)", one, count))
+
+        # (b) the org group of the first organisation: its 50 members.
+        for s in sockets:
+            s.received.clear()
+        members = [s for s, (org, _) in zip(sockets, users, strict=True) if org.id == org0.id]
+        await asyncio.to_thread(
+            run_publisher, "push", realtime.group_for_org(org0.id), count, interval, env
+        )
+        await asyncio.sleep(1)
+        per_receipt = [v for s in members for v in s.received.values()]
+        complete = [
+            max(s.received[seq] for s in members)
+            for seq in range(count)
+            if all(seq in s.received for s in members)
+        ]
+        others = sum(len(s.received) for s in sockets if s not in members)
+        print(summary(f"(b) push -> all {len(members)} members (last receipt)", complete, count))
+        print(summary("(b) push -> each member (every receipt)", per_receipt, count * len(members)))
+        print(f"  events seen by the {n - len(members)} sockets of other orgs: {others}")
+
+        # (a) once more, to show the run-to-run spread on a shared machine.
+        for s in sockets:
+            s.received.clear()
+        await asyncio.to_thread(
+            run_publisher,
+            "push",
+            realtime.group_for_user(org0.id, user0.id),
+            count,
+            interval,
+            env,
+        )
+        await asyncio.sleep(1)
+        print(summary("(a) again, after (b)", list(sockets[0].received.values()), count))
+        print(f"  load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"\nDaphne RSS at the end: {rss_bytes(daphne.pid) / 2**20:.1f} MiB")
+        for s in sockets:
+            await s.ws.close()
+    finally:
+        daphne.terminate()
+        try:
+            daphne.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            daphne.kill()
+
+
+def main() -> None:
+    for key, value in BENCH_ENV.items():
+        os.environ.setdefault(key, value)
+    if len(sys.argv) > 1 and sys.argv[1] == "--publish":
+        _, _, mode, target, count, interval = sys.argv
+        publisher(mode, target, int(count), float(interval))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=150)
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between events")
+    args = parser.parse_args()
+    _orgs, users, tokens = prepare(args.connections)
+    asyncio.run(bench(args, users, tokens))
+
+
+if __name__ == "__main__":
+    main()
