@@ -366,7 +366,9 @@ def reserve(
 
     Checks every active budget the call counts against (organisation, the user's, the
     account's): usage this month + live holds + this estimate must stay within each limit of a
-    "block" budget. Calling it again with the same ``request_id`` returns the same reservation.
+    "block" budget. Calling it again with the same ``request_id`` returns the same reservation
+    while it is held or settled; after a release or expiry (a retried call) the same row is
+    checked and held again.
     ``estimated_output_tokens`` defaults to ``BILLING_DEFAULT_OUTPUT_TOKENS``.
 
     A refusal records the budget's 100 % alert for the period (once) and sends
@@ -417,8 +419,12 @@ def _reserve(
     estimated_units,
 ) -> Reservation:
     existing = selectors.reservation_get(org=org, request_id=request_id)
-    if existing is not None:
+    if existing is not None and existing.status in (
+        Reservation.Status.HELD,
+        Reservation.Status.SETTLED,
+    ):
         return existing
+    # New, or a retry after a release/expiry: the hold is taken (and checked) again.
     now = timezone.now()
     user_id = getattr(user, "pk", None)
     _price, cost, currency = _price_and_cost(
@@ -435,9 +441,10 @@ def _reserve(
     blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
     if blocking:
         _check_fits(org=org, budgets=blocking, now=now, cost=cost, currency=currency, tokens=tokens)
-    reservation = Reservation(
-        org=org,
-        request_id=request_id,
+    reservation = existing or Reservation(org=org, request_id=request_id)
+    fields = dict(
+        status=Reservation.Status.HELD,
+        finished_at=None,
         user=user,
         wechat_account_id=wechat_account_id,
         conversation_id=conversation_id,
@@ -452,12 +459,22 @@ def _reserve(
         currency=currency,
         expires_at=now + dt.timedelta(seconds=settings.BILLING_RESERVATION_TTL_SECONDS),
     )
+    for name, value in fields.items():
+        setattr(reservation, name, value)
     # Hot path: the foreign keys are instances we hold and the unique request id is enforced by
     # the database (``reserve`` catches a racing duplicate), so skip those validation queries.
     reservation.full_clean(
         exclude=["org", "user"], validate_unique=False, validate_constraints=False
     )
-    reservation.save()
+    if existing is None:
+        reservation.save()
+    else:
+        # Reactivate only if nobody settled or re-held it meanwhile.
+        reactivated = Reservation.objects.filter(
+            pk=existing.pk, status__in=[Reservation.Status.RELEASED, Reservation.Status.EXPIRED]
+        ).update(**fields, updated_at=now)
+        if not reactivated:
+            return Reservation.objects.get(pk=existing.pk)
     return reservation
 
 

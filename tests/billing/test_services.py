@@ -704,3 +704,17 @@ def test_price_update_rejects_global_price(org):
     )
     assert (own.provider, own.currency) == ("gewe", "CNY")
     assert ModelPrice.objects.filter(org=org).count() == 1
+
+
+def test_retry_after_release_holds_the_same_reservation_again(org, price):
+    BudgetFactory(org=org, money_limit=None, token_limit=150)
+    first = _reserve(org, "retry")
+    services.release(reservation=first)
+    again = _reserve(org, "retry")
+    assert again.pk == first.pk and again.status == Reservation.Status.HELD
+    assert again.finished_at is None
+    services.release(reservation=again)
+    _reserve(org, "other")  # 100 of 150 tokens held now
+    with pytest.raises(services.BudgetExceeded):
+        _reserve(org, "retry")  # the retry is checked like a new call
+    assert Reservation.objects.get(pk=first.pk).status == Reservation.Status.RELEASED
