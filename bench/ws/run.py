@@ -212,7 +212,7 @@ async def bench(args, users, tokens) -> None:
     from apps.core.redis import redis_key
 
     limit = raise_fd_limit(args.connections * 2 + 1024)
-    env = {**os.environ, **BENCH_ENV}
+    env = dict(os.environ)  # BENCH_ENV defaults, overridable from the environment
     port = free_port()
     daphne = subprocess.Popen(
         [
