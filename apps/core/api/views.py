@@ -67,6 +67,10 @@ class OrgScopedViewSet(
 ):
     """CRUD in the active organisation."""
 
+    # CreateModelMixin comes first in the MRO and its perform_create() saves without the org;
+    # restate the org-scoped one here so a subclass that does not override it stays scoped.
+    perform_create = OrgScopedGenericViewSet.perform_create
+
 
 class OrgScopedReadOnlyViewSet(
     mixins.RetrieveModelMixin, mixins.ListModelMixin, OrgScopedGenericViewSet
