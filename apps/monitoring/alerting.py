@@ -243,6 +243,7 @@ def _after_commit_push(alert: Alert, *, notify: bool, config: MonitoringConfig) 
         "alert_type": alert.type,
         "service": alert.service,
         "target": alert.target,
+        "source": (alert.metadata or {}).get("source", ""),
     }
 
     def after_commit() -> None:
@@ -738,7 +739,7 @@ def on_budget_threshold_crossed(sender, *, org_id, budget_id, threshold, period,
                 "limit": str(limit),
                 "blocked": bool(kwargs.get("blocked")),
             },
-            source="event",
+            source="budget",
         )
     except Exception:  # noqa: BLE001
         logger.exception("budget alert failed")

@@ -18,8 +18,11 @@ OWNERS_AND_MANAGERS = [Role.OWNER, Role.ADMIN, Role.MANAGER]
 OWNERS_AND_ADMINS = [Role.OWNER, Role.ADMIN]
 
 # Account statuses (wechat_accounts state machine) by how bad they are.
-_URGENT_ACCOUNT_STATUSES = {"banned", "blocked", "risk", "risk_control", "frozen", "restricted"}
-_WARNING_ACCOUNT_STATUSES = {"offline", "logged_out", "expired", "error", "disconnected"}
+_URGENT_ACCOUNT_STATUSES = {"banned", "risk_controlled"}
+_WARNING_ACCOUNT_STATUSES = {"offline", "logged_out"}
+# Alerts raised from these events are not notified again: the event's own receiver above
+# already told the same people (one notification per occurrence, not two).
+_ALREADY_NOTIFIED_ALERT_SOURCES = {"account", "budget"}
 
 
 def _safe(receiver):
@@ -136,10 +139,12 @@ _SEVERITY_TYPES = {
 
 @_safe
 def on_alert_raised(
-    sender, *, org_id, alert_id, severity="warning", title="", message="", **_kwargs
+    sender, *, org_id, alert_id, severity="warning", title="", message="", source="", **_kwargs
 ):
     """The alerts work may send ``severity``, ``title`` and ``message`` with the signal; without
     them a generic warning is stored."""
+    if source in _ALREADY_NOTIFIED_ALERT_SOURCES:
+        return
     org = _org(org_id)
     if org is None:
         return

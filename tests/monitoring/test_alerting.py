@@ -442,3 +442,16 @@ def test_retention_task_twice(org):
     )
     assert monitoring_retention_clean.delay().get()["samples"] == 1
     assert monitoring_retention_clean.delay().get()["samples"] == 0
+
+
+def test_account_down_notifies_once_not_again_through_its_alert(
+    org, owner, django_capture_on_commit_callbacks
+):
+    """The status-change receiver notifies; the service_down alert it causes must not repeat it."""
+    account = WeChatAccountFactory(org=org, status=WeChatAccount.Status.ONLINE)
+    with django_capture_on_commit_callbacks(execute=True):
+        accounts.account_status_change(org=org, account_id=account.id, to_status="banned")
+    assert _open(org, type="service_down").count() == 1
+    notes = Notification.objects.filter(org=org, user=owner)
+    assert notes.count() == 1
+    assert notes.get().category == "account_status" and notes.get().type == "urgent"
