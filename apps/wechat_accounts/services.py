@@ -934,7 +934,25 @@ def _bulk_upsert_contacts(
                     tag = tag_by_label.get(str(label_id))
                     if tag is not None:
                         rows.append(through(contact_id=contacts[wxid].pk, tag_id=tag.pk))
-        through.objects.bulk_create(rows, ignore_conflicts=True)
+        existing = set(
+            through.objects.filter(contact_id__in=[r.contact_id for r in rows]).values_list(
+                "contact_id", "tag_id"
+            )
+        )
+        new_rows = [r for r in rows if (r.contact_id, r.tag_id) not in existing]
+        through.objects.bulk_create(new_rows, ignore_conflicts=True)
+        # A bulk insert fires no m2m signal: announce each newly applied tag (SOP triggers).
+        applied = [(r.contact_id, r.tag_id) for r in new_rows]
+        if applied:
+            org_id = account.org_id
+            transaction.on_commit(
+                lambda: [
+                    events.tag_applied.send(
+                        sender=Contact, org_id=org_id, contact_id=contact_id, tag_id=tag_id
+                    )
+                    for contact_id, tag_id in applied
+                ]
+            )
     return len(to_create), len(to_update)
 
 

@@ -148,7 +148,9 @@ def test_online_checks_are_spread_over_the_interval(org, connection, monkeypatch
     assert calls == [0, 75, 150, 225]
 
 
-def test_contact_sync_of_2000_contacts_with_progress(online_account, gewe, monkeypatch):
+def test_contact_sync_of_2000_contacts_with_progress(
+    online_account, gewe, monkeypatch, django_capture_on_commit_callbacks
+):
     gewe.generate_contacts(friends=2000, groups=3, members=5)
     gewe.labels[1] = "VIP"
     gewe.friends["wxid_cust0007"]["labelList"] = "1"
@@ -160,8 +162,22 @@ def test_contact_sync_of_2000_contacts_with_progress(online_account, gewe, monke
         "push_on_commit",
         lambda event, data, groups: progress.append((event, data["contacts_sync"]["done"])),
     )
+    from apps.core import events
+
+    applied = []
+
+    def on_tag_applied(sender, *, org_id, contact_id, tag_id, **kwargs):
+        applied.append((org_id, contact_id, tag_id))
+
+    events.tag_applied.connect(on_tag_applied, dispatch_uid="test-sync-tag-applied")
     WeChatAccount.objects.filter(pk=online_account.pk).update(contacts_sync_state="running")
-    assert contacts_sync(org_id=online_account.org_id, account_id=online_account.pk) == 2004
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert contacts_sync(org_id=online_account.org_id, account_id=online_account.pk) == (
+                2004
+            )
+    finally:
+        events.tag_applied.disconnect(dispatch_uid="test-sync-tag-applied")
     online_account.refresh_from_db()
     assert online_account.contacts_sync_state == WeChatAccount.SyncState.DONE
     assert online_account.contacts_sync_done == online_account.contacts_sync_total == 2004
@@ -175,6 +191,8 @@ def test_contact_sync_of_2000_contacts_with_progress(online_account, gewe, monke
         "wxid_cust0007"
     )
     assert GroupMember.objects.filter(group__account=online_account).count() == 3 * 6
+    vip = Tag.objects.get(org=online_account.org, name="VIP")
+    assert applied == [(online_account.org_id, vip.contacts.get().pk, vip.pk)]
     # A second sync is an upsert, and marks vanished contacts removed.
     del gewe.friends["wxid_cust0001"]
     contacts_sync(org_id=online_account.org_id, account_id=online_account.pk)
