@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 
 from apps.core.exceptions import NotFoundError
 from apps.orgs.models import Organization
@@ -25,7 +26,7 @@ def account_list(*, org: Organization) -> QuerySet[WeChatAccount]:
 def account_get(*, org: Organization, account_id: int) -> WeChatAccount:
     account = account_list(org=org).filter(pk=account_id).first()
     if account is None:
-        raise NotFoundError("WeChat account not found.")
+        raise NotFoundError(_("WeChat account not found."))
     return account
 
 
@@ -68,7 +69,7 @@ def tag_list(*, org: Organization) -> QuerySet[Tag]:
 def group_member_list(*, org: Organization, group_id: int) -> QuerySet[GroupMember]:
     group = Contact.objects.filter(org=org, pk=group_id, kind=Contact.Kind.GROUP).first()
     if group is None:
-        raise NotFoundError("Group not found.")
+        raise NotFoundError(_("Group not found."))
     return GroupMember.objects.filter(org=org, group=group)
 
 

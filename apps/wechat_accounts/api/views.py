@@ -4,6 +4,7 @@ Moments, friend requests. Views parse, call a service or selector, and serialize
 from __future__ import annotations
 
 from django.http import HttpResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
@@ -161,7 +162,7 @@ def _int_param(request, name: str) -> int | None:
         return int(value)
     except ValueError as exc:
         raise ApplicationError(
-            "Invalid filter.", fields={name: ["A whole number is required."]}
+            _("Invalid filter."), fields={name: [_("A whole number is required.")]}
         ) from exc
 
 
@@ -302,7 +303,7 @@ class MomentViewSet(mixins.CreateModelMixin, OrgScopedReadOnlyViewSet):
         account_id = _int_param(request, "account")
         if account_id is None:
             raise ApplicationError(
-                "Invalid filter.", fields={"account": ["This field is required."]}
+                _("Invalid filter."), fields={"account": [_("This field is required.")]}
             )
         account = selectors.account_get(org=request.org, account_id=account_id)
         services.moments_timeline_refresh(
