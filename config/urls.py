@@ -12,9 +12,7 @@ admin.site.site_title = _("AI Sales Assistant")
 admin.site.index_title = _("Administration")
 
 api_v1 = [
-    path("", include(f"{app}.api.urls"))
-    for app in settings.PROJECT_APPS
-    if app != "apps.core"
+    path("", include(f"{app}.api.urls")) for app in settings.PROJECT_APPS if app != "apps.core"
 ]
 
 urlpatterns = [
