@@ -460,7 +460,7 @@ SOP_RETRY_BASE_SECONDS = env.float("SOP_RETRY_BASE_SECONDS", default=60)
 SOP_DRY_RUN_MAX = env.int("SOP_DRY_RUN_MAX", default=100)
 
 # --- Conversations and the core loop (apps.conversations, apps.integrations webhooks) -----------
-# Webhook bodies above this size answer 413; rejected bodies are stored truncated to this many chars.
+# Webhook bodies above this size answer 413; rejected bodies are stored truncated (chars below).
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
 WEBHOOK_REJECTED_BODY_CHARS = env.int("WEBHOOK_REJECTED_BODY_CHARS", default=2000)
 # Seconds a web process caches the connection of a webhook secret (a rotated or disabled secret
