@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from here, not from a CDN
     "channels",
     "django_celery_beat",
     *PROJECT_APPS,
@@ -267,6 +268,10 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.api.schema.add_organization_header",
     ],
+    # Self-hosted UI assets: no CDN (unreachable offline, unreliable from mainland China).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         # monitoring (notifications) and orgs roles, shared by several serializers
         "NotificationTypeEnum": "apps.monitoring.models.Notification.Type",

@@ -1,0 +1,127 @@
+"""The admin, as a user sees it: a real headless Chromium (Debian's, driven by Playwright) against
+a live server. Logs in through the login form, opens every main page, and fails on a server
+error, a JavaScript error or a page without its expected content."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+
+import pytest
+from django.conf import settings
+
+from apps.orgs.models import Role
+from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
+from tests.billing.factories import BudgetFactory
+from tests.orgs.factories import MembershipFactory
+from tests.wechat_accounts.factories import ContactFactory, WeChatAccountFactory
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not shutil.which("chromium"),
+        reason="needs Debian's chromium (installed by .ci/run: apt-get install chromium)",
+    ),
+]
+
+PAGES = [
+    ("/admin/", "AI Sales Assistant"),
+    ("/admin/wechat_accounts/wechataccount/", "Sales WeChat"),
+    ("/admin/wechat_accounts/contact/", "Customer Zhang"),
+    ("/admin/conversations/conversation/", "conversation"),
+    ("/admin/billing/costledger/usage/", "Acme Sales"),
+    ("/admin/monitoring/alert/dashboard/", "Acme Sales"),
+    ("/admin/sop/sopplan/", "SOP"),
+    ("/admin/integrations/platformconnection/", "connection"),
+    ("/api/docs/", "swagger"),
+    ("/api/redoc/", "redoc"),
+]
+
+
+@contextlib.contextmanager
+def browser_page(language: str = "en"):
+    """Playwright's sync API runs an event loop in this thread while it is open, and Django
+    refuses database access from there: create the rows first, then open the browser."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(extra_http_headers={"Accept-Language": language})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.errors = errors
+        yield page
+        browser.close()
+
+
+def test_staff_manager_logs_in_and_every_admin_page_renders(live_server, org):
+    manager = UserFactory(email="manager@example.com", is_staff=True, default_org=org)
+    MembershipFactory(org=org, user=manager, role=Role.MANAGER)
+    account = WeChatAccountFactory(org=org, name="Sales WeChat")
+    ContactFactory(account=account, nickname="Customer Zhang")
+    BudgetFactory(org=org)
+
+    with browser_page() as page:
+        _login(page, live_server, manager)
+        _visit_all(page, live_server)
+
+
+def _login(page, live_server, user) -> None:
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("input[name=username]", user.email)
+    page.fill("input[name=password]", DEFAULT_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+
+
+def _visit_all(page, live_server) -> None:
+    screenshots = settings.VAR_DIR / "screenshots"
+    screenshots.mkdir(parents=True, exist_ok=True)
+    for path, expected in PAGES:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None and response.status == 200, (path, response and response.status)
+        page.wait_for_load_state("networkidle")
+        content = page.content()
+        assert expected.lower() in content.lower(), path
+        assert "Server Error" not in content and "Traceback" not in content, path
+        page.screenshot(path=str(screenshots / (path.strip("/").replace("/", "_") + ".png")))
+    assert page.errors == []
+
+
+def test_another_organisations_rows_are_not_on_the_page(live_server, org, other_org):
+    manager = UserFactory(email="manager2@example.com", is_staff=True, default_org=org)
+    MembershipFactory(org=org, user=manager, role=Role.MANAGER)
+    WeChatAccountFactory(org=org, name="Our Device")
+    WeChatAccountFactory(org=other_org, name="Their Device")
+
+    with browser_page() as page:
+        _login(page, live_server, manager)
+        page.goto(f"{live_server.url}/admin/wechat_accounts/wechataccount/")
+        text = page.inner_text("body")
+    assert "Our Device" in text
+    assert "Their Device" not in text
+
+
+def test_admin_speaks_simplified_chinese(live_server, org):
+    manager = UserFactory(email="manager3@example.com", is_staff=True, default_org=org)
+    MembershipFactory(org=org, user=manager, role=Role.MANAGER)
+
+    with browser_page("zh-hans") as page:
+        _login(page, live_server, manager)
+        assert "AI 销售助手" in page.inner_text("body")
+        page.goto(f"{live_server.url}/admin/billing/costledger/usage/")
+        assert "用量" in page.inner_text("body")
