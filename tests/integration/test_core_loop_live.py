@@ -147,6 +147,10 @@ def workers():
     started: list[subprocess.Popen] = []
 
     def start(count: int = 1) -> list[subprocess.Popen]:
+        if not started:
+            # Earlier (eager-off) tests may have left tasks on the shared broker queue; real
+            # workers would chew through that backlog before this test's tasks.
+            celery_app.control.purge()
         new = [_worker(f"live{i}") for i in range(count)]
         started.extend(new)
         time.sleep(2.5)  # let them connect to the broker
