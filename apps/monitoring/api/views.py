@@ -83,11 +83,6 @@ class NotificationWebhookViewSet(OrgScopedViewSet):
     search_fields = ["name"]
     filterset_fields = ["kind", "is_active"]
 
-    def perform_create(self, serializer):
-        # Explicit: in OrgScopedViewSet, CreateModelMixin.perform_create comes first in the MRO
-        # and would shadow the base's org-setting perform_create.
-        serializer.save(org=self.request.org)
-
 
 # --- the WebSocket management API (owners and admins, the active organisation only) -------------
 
