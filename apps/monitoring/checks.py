@@ -21,10 +21,10 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection as db_connection
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
+from apps.core import health as core_health
 from apps.core.exceptions import NotFoundError
 from apps.core.redis import get_redis, redis_key
 from apps.integrations.models import AIApp, IntegrationCall, PlatformConnection
@@ -168,24 +168,18 @@ def check_account(*, org_id: int, account_id: int) -> HealthSample | None:
 
 
 def check_database() -> HealthSample | None:
+    """The readiness probe of ``apps.core.health``, timed and stored as a sample."""
     started = time.monotonic()
-    try:
-        with db_connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception as exc:  # noqa: BLE001
-        logger.warning("database check failed: %s", exc)
+    error = core_health.check_database()
+    if error:
+        logger.warning("database check failed: %s", error)
         return None  # Nowhere to store it; /readyz and the orchestrator report this one.
     return sample_record(org_id=None, service="database", ok=True, response_time_ms=_ms(started))
 
 
 def check_redis() -> HealthSample:
     started = time.monotonic()
-    try:
-        get_redis().ping()
-        error = ""
-    except Exception as exc:  # noqa: BLE001
-        error = f"{type(exc).__name__}: {exc}"
+    error = core_health.check_redis() or ""
     return sample_record(
         org_id=None, service="redis", ok=not error, response_time_ms=_ms(started), error=error
     )

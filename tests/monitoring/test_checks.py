@@ -218,3 +218,16 @@ def test_readiness_reports_workers_and_beat(settings):
 def test_readyz_endpoint_includes_the_celery_checks(client):
     body = client.get("/readyz").json()
     assert {"celery_workers", "celery_beat"} <= set(body["checks"])
+
+
+def test_redis_check_records_a_failed_sample_from_the_readiness_probe(monkeypatch):
+    """The monitoring check uses the same probe as /readyz (apps.core.health)."""
+    import redis
+
+    from apps.core import health
+
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    monkeypatch.setattr(health, "get_redis", lambda: dead)
+    sample = checks.check_redis()
+    assert sample.ok is False and "ConnectionError" in sample.error
+    assert checks.check_database().ok is True
