@@ -29,6 +29,7 @@ from apps.conversations import payloads
 from apps.conversations.models import CannedReply, Conversation, Label, Message
 from apps.core import events, realtime
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
+from apps.core.templating import render_template as core_render_template
 from apps.orgs.models import Membership, Organization
 
 if TYPE_CHECKING:
@@ -559,14 +560,7 @@ def render_template(text: str, *, conversation: Conversation, user=None) -> str:
         "agent_name": (user.get_full_name() if user is not None else "") or "",
     }
 
-    class _Keep(dict):
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
-
-    try:
-        return text.format_map(_Keep(values))
-    except (ValueError, IndexError):
-        return text
+    return core_render_template(text, values)
 
 
 def agent_reply(

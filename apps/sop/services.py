@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import random
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -41,6 +40,7 @@ from django.utils.translation import gettext as _
 from apps.conversations.models import Conversation, Message
 from apps.core import realtime
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
+from apps.core.templating import render_template
 from apps.orgs.models import Organization
 from apps.sop import selectors
 from apps.sop.models import SopDelivery, SopEnrollment, SopPlan, SopRun, SopStep
@@ -68,21 +68,6 @@ R_MOVED = "moved_to_plan"
 
 
 # -- templates -----------------------------------------------------------------------------
-
-_VARIABLE = re.compile(r"\{([A-Za-z_\u4e00-\u9fff][\w\u4e00-\u9fff]*)\}")
-
-
-def render_template(text: str, variables: dict[str, Any], *, unknown: str = "keep") -> str:
-    """Replace ``{name}`` with the variable's value. Unknown variables are left visible
-    (``unknown="keep"``) or removed (``"empty"``); never raises, whatever the text."""
-
-    def replace(match: re.Match) -> str:
-        name = match.group(1)
-        if name in variables and variables[name] is not None:
-            return str(variables[name])
-        return match.group(0) if unknown == "keep" else ""
-
-    return _VARIABLE.sub(replace, text or "")
 
 
 def contact_variables(contact: Contact, account: WeChatAccount) -> dict[str, Any]:

@@ -277,3 +277,18 @@ def test_admin_hides_other_orgs_from_staff(client, org, other_org, member):
         403,
         404,
     )
+
+
+def test_canned_reply_render_never_evaluates_format_expressions(api_client, org):
+    """Only plain ``{name}`` variables are filled: no attribute or index access (str.format
+    would have evaluated ``{nickname.__class__}``)."""
+    text = "{nickname.__class__} {nickname[0]} {0} {nickname}"
+    canned = api_client.post("/api/v1/canned-replies/", {"title": "t", "text": text}).data
+    conversation = make_conversation(org)
+    conversation.contact.nickname = "小明"
+    conversation.contact.save()
+    r = api_client.post(
+        f"/api/v1/canned-replies/{canned['id']}/render/", {"conversation": conversation.pk}
+    )
+    assert r.status_code == 200
+    assert r.data["text"] == "{nickname.__class__} {nickname[0]} {0} 小明"
