@@ -19,7 +19,6 @@ makes the retry return the same Message.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -38,7 +37,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.conversations.models import Conversation, Message
-from apps.core import realtime
+from apps.core import csv_export, realtime
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.core.templating import render_template
 from apps.orgs.models import Organization
@@ -1269,7 +1268,7 @@ CSV_COLUMNS = [
 
 def deliveries_csv(*, queryset) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf)
+    writer = csv_export.writer(buf)
     writer.writerow(CSV_COLUMNS)
     for d in queryset.select_related("contact", "step").iterator(chunk_size=2000):
         writer.writerow(

@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from apps.core import events, realtime
+from apps.core import csv_export, events, realtime
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.core.redis import get_redis, redis_key
 from apps.integrations.clients import errors as client_errors
@@ -1009,7 +1009,7 @@ TAG_CSV_COLUMNS = ["name", "color"]
 def contacts_export_csv(*, queryset) -> str:
     """CSV of ``queryset`` (already scoped to the org by the caller's selector)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_export.writer(out)
     writer.writerow(CONTACT_CSV_COLUMNS)
     for c in queryset.select_related("account").prefetch_related("tags"):
         writer.writerow(
@@ -1097,7 +1097,7 @@ def contacts_import_csv(
 
 def tags_export_csv(*, queryset) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_export.writer(out)
     writer.writerow(TAG_CSV_COLUMNS)
     for tag in queryset:
         writer.writerow([tag.name, tag.color])

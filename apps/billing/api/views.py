@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import csv
 import datetime as dt
 
 import django_filters
@@ -25,6 +24,7 @@ from apps.billing.api.serializers import (
 )
 from apps.billing.models import Budget, BudgetAlert, CostLedger, Kind, ModelPrice
 from apps.billing.periods import current_period
+from apps.core import csv_export
 from apps.core.api.pagination import CursorPagination
 from apps.core.api.views import (
     OrgScopedAPIView,
@@ -159,7 +159,7 @@ CSV_COLUMNS = [
 def ledger_csv_response(queryset, *, org) -> StreamingHttpResponse:
     """Stream every row of ``queryset`` as CSV (local times of the organisation, exact costs)."""
     tz = org.tzinfo
-    writer = csv.writer(_Echo())
+    writer = csv_export.writer(_Echo())
 
     def rows():
         yield writer.writerow(CSV_COLUMNS)
