@@ -244,9 +244,15 @@ def test_alert_raised_maps_severity(org, owner):
 
 
 def test_receiver_errors_never_reach_the_sender(org, owner, monkeypatch):
+    calls = []
+
     def boom(**kwargs):
+        calls.append(kwargs["org"].id)
         raise RuntimeError("mail server on fire")
 
     monkeypatch.setattr(services, "notify", boom)
+    # send() (not send_robust) would raise if a receiver let the error through.
     events.alert_raised.send(sender=None, org_id=org.id, alert_id=5)
     events.alert_raised.send(sender=None, org_id=999999, alert_id=5)  # unknown org: ignored
+    assert calls == [org.id]  # the receiver ran (and failed) for the known org only
+    assert not Notification.objects.exists()
