@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from celery import shared_task
 
 
@@ -31,9 +33,19 @@ def connection_test(*, org_id: int, connection_id: int) -> bool | None:
 # -- webhook inbox (core loop; apps/integrations/webhooks.py) ---------------------------------
 
 
-@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
-def webhook_event_process(*, event_id: int) -> str:
-    """Parse one stored webhook event into rows (idempotent: a processed event is skipped)."""
+@shared_task(bind=True, acks_late=True, soft_time_limit=60, time_limit=90, max_retries=4)
+def webhook_event_process(self, *, event_id: int) -> str:
+    """Parse one stored webhook event into rows (idempotent: a processed event is skipped).
+
+    A deadlock or serialization failure rolled the whole attempt back; PostgreSQL expects the
+    transaction to be retried, so it is, within a second instead of at the next recovery sweep
+    (the attempt is counted either way, and the event gives up after WEBHOOK_MAX_ATTEMPTS)."""
+    from django.db import OperationalError
+
     from apps.integrations import webhooks
 
-    return webhooks.webhook_event_process(event_id=event_id)
+    try:
+        return webhooks.webhook_event_process(event_id=event_id)
+    except OperationalError as exc:
+        countdown = random.uniform(0.1, 0.5) * (2**self.request.retries)
+        raise self.retry(exc=exc, countdown=countdown) from exc

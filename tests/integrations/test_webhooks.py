@@ -533,3 +533,37 @@ def test_ecloud_callback_end_to_end(org, simulators_clean, django_capture_on_com
     message = Message.objects.get()
     assert message.text == "E云你好" and message.platform_msg_id == "3166120021925175285"
     assert WebhookEvent.objects.get().dedupe_key == f"msg:{ME}:3166120021925175285"
+
+
+def test_process_task_retries_a_deadlocked_attempt_promptly(monkeypatch):
+    """A deadlock rolls the attempt back; the task schedules a retry within a second (not at
+    the next recovery sweep). Other errors are not retried by the task."""
+    from celery.exceptions import Retry
+    from django.db import OperationalError
+
+    from apps.integrations import tasks
+
+    def deadlocked(*, event_id):
+        raise OperationalError("deadlock detected")
+
+    retries = []
+
+    def fake_retry(*, exc, countdown):
+        retries.append((type(exc).__name__, countdown))
+        return Retry(exc=exc, when=countdown)
+
+    monkeypatch.setattr(webhooks, "webhook_event_process", deadlocked)
+    monkeypatch.setattr(tasks.webhook_event_process, "retry", fake_retry)
+    with pytest.raises(Retry):
+        tasks.webhook_event_process.run(event_id=7)
+    assert len(retries) == 1
+    name, countdown = retries[0]
+    assert name == "OperationalError" and 0 < countdown <= 1
+
+    def broken(*, event_id):
+        raise ValueError("bad payload")
+
+    monkeypatch.setattr(webhooks, "webhook_event_process", broken)
+    with pytest.raises(ValueError):
+        tasks.webhook_event_process.run(event_id=7)
+    assert len(retries) == 1
