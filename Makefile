@@ -29,7 +29,8 @@ lint: install
 
 messages: install
 	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=var
-	$(BIN)/python manage.py compilemessages --ignore=.venv
+	$(BIN)/python manage.py makemessages -d djangojs -l zh_Hans --ignore=.venv --ignore=var
+	scripts/i18n_compile.sh --fold
 
 clean:
 	rm -rf $(VENV) var
