@@ -1,0 +1,177 @@
+"""Import-shape census of apps/: cycles, function-level cross-app imports, long modules.
+
+Prints the numbers issue 14 asks for, so a before/after can be compared in one run:
+
+    .venv/bin/python bench/arch/imports.py [--verbose]
+
+- module cycles: strongly connected components (size > 1) of the module-level import graph
+  between modules of apps/ (edges from every `import`/`from ... import`, module level or not,
+  counted separately); reported as app-level cycles (between apps) and within-app cycles.
+- cross-app function-level imports: imports inside a function or method body that name a
+  different app than the importing module's own.
+- modules over 800 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = ROOT / "apps"
+LIMIT = 800
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def app_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "apps" else None
+
+
+def resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    base = module.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def collect():
+    modules = {}
+    for path in sorted(APPS.rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        modules[module_name(path)] = path
+    edges_top: dict[str, set[str]] = defaultdict(set)
+    edges_all: dict[str, set[str]] = defaultdict(set)
+    function_level: list[tuple[str, int, str]] = []
+    long_modules = []
+    for name, path in modules.items():
+        source = path.read_text()
+        lines = len(source.splitlines())
+        if lines > LIMIT:
+            long_modules.append((lines, name))
+        tree = ast.parse(source)
+        is_package = path.name == "__init__.py"
+
+        def visit(
+            node, in_function: bool, in_type_checking: bool, name=name, is_package=is_package
+        ):
+            for child in ast.iter_child_nodes(node):
+                inside = in_function or isinstance(
+                    child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+                )
+                tc = in_type_checking or (
+                    isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test)
+                )
+                targets = []
+                if isinstance(child, ast.Import):
+                    targets = [alias.name for alias in child.names]
+                elif isinstance(child, ast.ImportFrom):
+                    base = resolve(name, is_package, child)
+                    targets = []
+                    for alias in child.names:
+                        full = f"{base}.{alias.name}"
+                        targets.append(full if full in modules else base)
+                for target in targets:
+                    while target and target not in modules:
+                        target = target.rpartition(".")[0]
+                    if not target or not target.startswith("apps."):
+                        continue
+                    if tc:
+                        continue
+                    edges_all[name].add(target)
+                    if not inside:
+                        edges_top[name].add(target)
+                    elif app_of(target) != app_of(name) and app_of(target):
+                        function_level.append((name, child.lineno, target))
+                visit(child, inside, tc)
+
+        visit(tree, False, False)
+    return modules, edges_top, edges_all, function_level, sorted(long_modules, reverse=True)
+
+
+def sccs(nodes, edges):
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+    sys.setrecursionlimit(10000)
+
+    def strong(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in nodes:
+        if v not in index:
+            strong(v)
+    return out
+
+
+def app_edges(edges):
+    result: dict[str, set[str]] = defaultdict(set)
+    for source, targets in edges.items():
+        for target in targets:
+            a, b = app_of(source), app_of(target)
+            if a and b and a != b:
+                result[a].add(b)
+    return result
+
+
+def main(verbose: bool) -> None:
+    modules, edges_top, edges_all, function_level, long_modules = collect()
+    module_cycles_top = sccs(modules, edges_top)
+    module_cycles_all = sccs(modules, edges_all)
+    app_graph_all = app_edges(edges_all)
+    app_cycles_all = sccs(sorted(app_graph_all), app_graph_all)
+    within_all = [c for c in module_cycles_all if len({app_of(m) for m in c}) == 1]
+    between_all = [c for c in module_cycles_all if len({app_of(m) for m in c}) > 1]
+    print(f"modules: {len(modules)}")
+    print(f"module-level import cycles (top-level imports only): {len(module_cycles_top)}")
+    print(
+        f"module import cycles counting function-level imports: {len(module_cycles_all)} "
+        f"({len(between_all)} spanning apps, {len(within_all)} within one app)"
+    )
+    print(f"app-level cycle groups (any import): {len(app_cycles_all)}")
+    for comp in app_cycles_all:
+        print("   apps:", " <-> ".join(comp))
+    for comp in module_cycles_all:
+        shown = ", ".join(comp) if verbose or len(comp) < 8 else f"{len(comp)} modules"
+        print("   modules:", shown)
+    print(f"cross-app function-level imports: {len(function_level)}")
+    if verbose:
+        for name, line, target in function_level:
+            print(f"   {name}:{line} -> {target}")
+    print(f"modules over {LIMIT} lines: {len(long_modules)}")
+    for lines, name in long_modules:
+        print(f"   {lines} {name}")
+
+
+if __name__ == "__main__":
+    main("--verbose" in sys.argv)
