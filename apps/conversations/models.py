@@ -14,6 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import OrgScopedModel
+from apps.wechat_accounts.models import ReplyMode
 
 
 class Conversation(OrgScopedModel):
@@ -104,6 +105,14 @@ class Conversation(OrgScopedModel):
     handed_off_at = models.DateTimeField(_("handed off at"), null=True, blank=True)
     last_inbound_at = models.DateTimeField(_("last customer message at"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    # Overrides the account's AI reply mode (auto / draft / off); empty: the account's.
+    reply_mode = models.CharField(
+        _("AI reply mode"),
+        max_length=8,
+        choices=ReplyMode.choices,
+        blank=True,
+        help_text=_("Empty uses the WeChat account's reply mode."),
+    )
 
     class Meta:
         verbose_name = _("conversation")
@@ -306,6 +315,7 @@ class AITurn(OrgScopedModel):
         ANSWERED = "answered", _("Answered")
         HANDED_OFF = "handed_off", _("Handed to a person")
         SKIPPED = "skipped", _("Skipped")
+        DRAFTED = "drafted", _("Drafted for an agent")
 
     conversation = models.ForeignKey(
         Conversation,
@@ -336,6 +346,12 @@ class AITurn(OrgScopedModel):
     latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
     error = models.CharField(_("error"), max_length=500, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # Groups: the member this turn answers (each asker gets their own answer).
+    member_wxid = models.CharField(_("group member"), max_length=128, blank=True)
+    # Failover: how many apps failed before ``ai_app`` answered, and one entry per app tried:
+    # {"ai_app_id", "name", "outcome": answered|failed|skipped_open, "error"}.
+    failovers = models.PositiveSmallIntegerField(_("failovers"), default=0)
+    app_attempts = models.JSONField(_("apps tried"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("AI turn")
@@ -349,6 +365,134 @@ class AITurn(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"AI turn {self.pk} ({self.status})"
+
+
+class AISession(OrgScopedModel):
+    """The AI provider's session (FastGPT chatId / Dify conversation_id) of one conversation
+    and, in groups, one member, per AI app (seed 004's per user and group key).
+
+    ``state`` is moved by the lifecycle beat task: active -> idle -> expired. An expired
+    session has no provider id left: the next turn starts a new provider session.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        IDLE = "idle", _("Idle")
+        EXPIRED = "expired", _("Expired")
+
+    conversation = models.ForeignKey(
+        Conversation,
+        verbose_name=_("conversation"),
+        on_delete=models.CASCADE,
+        related_name="ai_sessions",
+    )
+    member_wxid = models.CharField(_("group member"), max_length=128, blank=True)
+    ai_app = models.ForeignKey(
+        "integrations.AIApp",
+        verbose_name=_("AI app"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    provider_conversation_id = models.CharField(
+        _("provider conversation id"), max_length=250, blank=True
+    )
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.ACTIVE)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    last_activity_at = models.DateTimeField(_("last activity"), null=True, blank=True)
+    turns = models.PositiveIntegerField(_("turns"), default=0)
+
+    class Meta:
+        verbose_name = _("AI session")
+        verbose_name_plural = _("AI sessions")
+        ordering = ["-last_activity_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "member_wxid", "ai_app"],
+                name="aisession_conversation_member_app",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "last_activity_at"], name="aisession_due")]
+
+    def __str__(self) -> str:
+        return f"AI session {self.pk} ({self.state})"
+
+
+class Draft(OrgScopedModel):
+    """An AI answer written for an agent instead of being sent (reply mode ``draft``).
+
+    The assignee (everyone when unassigned) sends it as is, edits and sends it, or discards it;
+    it expires after the organisation's draft expiry. ``status`` leaves ``pending`` once, under
+    a row lock, so a draft is never sent twice; the outcome stays for reports.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent as written")
+        EDITED = "edited", _("Edited and sent")
+        DISCARDED = "discarded", _("Discarded")
+        EXPIRED = "expired", _("Expired")
+
+    conversation = models.ForeignKey(
+        Conversation,
+        verbose_name=_("conversation"),
+        on_delete=models.CASCADE,
+        related_name="drafts",
+    )
+    turn = models.OneToOneField(
+        AITurn,
+        verbose_name=_("AI turn"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="draft",
+    )
+    reply_to = models.ForeignKey(
+        Message,
+        verbose_name=_("answers message"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    ai_app = models.ForeignKey(
+        "integrations.AIApp",
+        verbose_name=_("AI app"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    text = models.TextField(_("draft text"))
+    sent_text = models.TextField(_("sent text"), blank=True)
+    # Groups: the member the answer @-mentions.
+    mention_wxid = models.CharField(_("mentions"), max_length=128, blank=True)
+    mention_name = models.CharField(_("mention name"), max_length=200, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    expires_at = models.DateTimeField(_("expires at"))
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("AI draft")
+        verbose_name_plural = _("AI drafts")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["org", "conversation", "status"], name="draft_org_conv_status"),
+            models.Index(fields=["status", "expires_at"], name="draft_due"),
+            models.Index(fields=["org", "status", "decided_at"], name="draft_org_outcome"),
+        ]
+
+    def __str__(self) -> str:
+        return f"draft {self.pk} ({self.status})"
 
 
 class Label(OrgScopedModel):

@@ -193,6 +193,17 @@ class AIApp(OrgScopedModel):
         _("purpose"), max_length=16, choices=Purpose.choices, default=Purpose.REPLY
     )
     is_default = models.BooleanField(_("default for its purpose"), default=False)
+    # The organisation's failover list of reply apps (accounts without their own list use it):
+    # the default app first, then these by ascending position. Empty: not in the list.
+    failover_position = models.PositiveSmallIntegerField(
+        _("failover position"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Reply apps with a position form the organisation's failover list (after the "
+            "default app), tried in ascending order when an app fails."
+        ),
+    )
     enabled = models.BooleanField(_("enabled"), default=True)
     extra = models.JSONField(_("extra settings"), default=dict, blank=True)
     last_checked_at = models.DateTimeField(_("last checked at"), null=True, blank=True)

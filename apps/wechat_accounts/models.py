@@ -27,6 +27,15 @@ class ReplyPolicy(models.TextChoices):
     ALL = "all", _("Every message")
 
 
+class ReplyMode(models.TextChoices):
+    """What the AI does with a customer message it may answer: send the answer (auto), write a
+    draft an agent sends, edits or discards (draft, copilot), or nothing (off)."""
+
+    AUTO = "auto", _("Answer automatically")
+    DRAFT = "draft", _("Draft for an agent")
+    OFF = "off", _("Off")
+
+
 class WeChatAccount(OrgScopedModel):
     """One WeChat account logged in as a "device" at a platform connection.
 
@@ -90,7 +99,8 @@ class WeChatAccount(OrgScopedModel):
     name = models.CharField(_("display name"), max_length=120)
     wxid = models.CharField(_("wxid"), max_length=64, blank=True, db_index=True)
     nickname = models.CharField(_("nickname"), max_length=200, blank=True)
-    avatar_url = models.URLField(_("avatar"), max_length=1000, blank=True)
+    # Platform data, stored as text: a URL Django's validator refuses must never block a login.
+    avatar_url = models.CharField(_("avatar"), max_length=1000, blank=True)
     device_id = models.CharField(
         _("platform device id"),
         max_length=128,
@@ -155,6 +165,13 @@ class WeChatAccount(OrgScopedModel):
         default=ReplyPolicy.MENTION,
     )
     reply_keywords = models.JSONField(_("reply keywords"), default=list, blank=True)
+    reply_mode = models.CharField(
+        _("AI reply mode"),
+        max_length=8,
+        choices=ReplyMode.choices,
+        default=ReplyMode.AUTO,
+        help_text=_("A conversation can override it."),
+    )
     auto_accept_friends = models.BooleanField(
         _("accept friend requests automatically"), default=False
     )
@@ -212,6 +229,43 @@ class WeChatAccount(OrgScopedModel):
     @classmethod
     def can_transition(cls, from_status: str, to_status: str) -> bool:
         return to_status in cls.TRANSITIONS.get(from_status, frozenset())
+
+
+class AccountAIApp(OrgScopedModel):
+    """One entry of an account's ordered AI app list: the AI turn tries the apps by
+    ``position`` and moves to the next when one fails (failover)."""
+
+    account = models.ForeignKey(
+        WeChatAccount,
+        verbose_name=_("account"),
+        on_delete=models.CASCADE,
+        related_name="ai_app_entries",
+    )
+    ai_app = models.ForeignKey(
+        "integrations.AIApp",
+        verbose_name=_("AI app"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("AI app of the account")
+        verbose_name_plural = _("AI apps of the account (in failover order)")
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "ai_app"], name="wechat_account_ai_app_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.ai_app}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.ai_app_id and self.org_id and self.ai_app.org_id != self.org_id:
+            raise ValidationError({"ai_app": _("Unknown AI app.")})
 
 
 class AccountStatusEvent(OrgScopedModel):
@@ -282,7 +336,7 @@ class Contact(OrgScopedModel):
     nickname = models.CharField(_("nickname"), max_length=200, blank=True)
     remark = models.CharField(_("remark"), max_length=200, blank=True)
     alias = models.CharField(_("WeChat id"), max_length=128, blank=True)
-    avatar_url = models.URLField(_("avatar"), max_length=1000, blank=True)
+    avatar_url = models.CharField(_("avatar"), max_length=1000, blank=True)
     sex = models.PositiveSmallIntegerField(_("sex"), null=True, blank=True)
     tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="contacts")
     added_at = models.DateTimeField(_("added at"), null=True, blank=True)
@@ -291,6 +345,14 @@ class Contact(OrgScopedModel):
     is_blocked = models.BooleanField(_("blocked"), default=False)
     removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
     synced_at = models.DateTimeField(_("synced at"), null=True, blank=True)
+    # Groups only: overrides the account's group reply policy (empty: the account's).
+    reply_policy = models.CharField(
+        _("reply policy"),
+        max_length=16,
+        choices=ReplyPolicy.choices,
+        blank=True,
+        help_text=_("Groups: when the AI answers here. Empty uses the account's group policy."),
+    )
 
     class Meta:
         verbose_name = _("contact")
