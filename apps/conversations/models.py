@@ -539,3 +539,33 @@ class CannedReply(OrgScopedModel):
 
     def __str__(self) -> str:
         return self.title
+
+
+class ConversationNote(OrgScopedModel):
+    """A private note of the team on a conversation: shown in the workspace thread, never sent
+    to WeChat and never part of the AI's context."""
+
+    conversation = models.ForeignKey(
+        Conversation,
+        verbose_name=_("conversation"),
+        on_delete=models.CASCADE,
+        related_name="notes",
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("author"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    text = models.TextField(_("text"), max_length=10000)
+
+    class Meta:
+        verbose_name = _("private note")
+        verbose_name_plural = _("private notes")
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["org", "conversation", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.text[:40]
