@@ -18,10 +18,14 @@ api_v1 = [
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("readyz/deep", core_views.readyz_deep, name="readyz-deep"),
     path("metrics", prometheus.metrics_view, name="metrics"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("workspace/", include("apps.conversations.workspace.urls")),
     path("api/v1/", include(api_v1)),
+    # media: signed, expiring URLs the WeChat platforms fetch files from (no session).
+    path("media/", include("apps.media.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

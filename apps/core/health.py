@@ -27,16 +27,25 @@ def check_redis() -> str | None:
     return None
 
 
-# Other apps (monitoring) append checks here: name -> callable returning an error or None.
+# What /readyz answers for: the process itself can serve (its database and Redis). A web
+# process must not leave the load balancer because a worker or the beat is down: that would turn
+# a worker outage into a total outage.
 READINESS_CHECKS: dict[str, Callable[[], str | None]] = {
     "database": check_database,
     "redis": check_redis,
 }
 
+# What /readyz/deep adds for humans and the dashboard: other apps (monitoring) register the
+# health of the rest of the system here (Celery workers, beat), name -> callable.
+DEEP_READINESS_CHECKS: dict[str, Callable[[], str | None]] = {}
 
-def run_readiness_checks() -> dict[str, dict]:
+
+def run_readiness_checks(*, deep: bool = False) -> dict[str, dict]:
+    checks = dict(READINESS_CHECKS)
+    if deep:
+        checks.update(DEEP_READINESS_CHECKS)
     results = {}
-    for name, check in READINESS_CHECKS.items():
+    for name, check in checks.items():
         error = check()
         results[name] = {"ok": error is None, **({"error": error} if error else {})}
     return results

@@ -12,10 +12,10 @@ class MonitoringConfig(AppConfig):
 
         receivers.connect()
 
-        # Health checks and alerts (monitoring work): alerts from domain events, /readyz.
-        from apps.core.health import READINESS_CHECKS
+        # Alerts from domain events; worker and beat health on /readyz/deep (never /readyz).
+        from apps.core.health import DEEP_READINESS_CHECKS
         from apps.monitoring import alerting, checks
 
         alerting.connect_receivers()
-        READINESS_CHECKS["celery_workers"] = checks.readiness_celery
-        READINESS_CHECKS["celery_beat"] = checks.readiness_beat
+        DEEP_READINESS_CHECKS["celery_workers"] = checks.readiness_celery
+        DEEP_READINESS_CHECKS["celery_beat"] = checks.readiness_beat

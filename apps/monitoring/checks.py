@@ -186,7 +186,7 @@ def check_redis() -> HealthSample:
 
 
 def beat_tick_record(*, now: datetime | None = None) -> None:
-    """The beat's fan-out task stores its run time (``/readyz`` reads it)."""
+    """The beat's fan-out task stores its run time (``/readyz/deep`` reads it)."""
     now = now or timezone.now()
     get_redis().set(redis_key(*BEAT_TICK_KEY), now.timestamp(), ex=86400)
 
@@ -231,7 +231,7 @@ def check_celery_workers(*, now: float | None = None) -> HealthSample:
 
 
 def readiness_celery() -> str | None:
-    """``/readyz``: a worker answered a ping recently (skipped when tasks run eagerly)."""
+    """``/readyz/deep``: a worker answered a ping recently (skipped when tasks run eagerly)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return None
     try:
@@ -247,7 +247,7 @@ def readiness_celery() -> str | None:
 
 
 def readiness_beat() -> str | None:
-    """``/readyz``: the beat's monitoring tick ran recently (skipped when tasks run eagerly)."""
+    """``/readyz/deep``: the beat's monitoring tick ran recently (skipped when eager)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return None
     try:

@@ -201,23 +201,32 @@ def test_org_run_only_touches_its_own_org(org, other_org, openai_sim):
     assert openai_sim["openai"].requests == []
 
 
-def test_readiness_reports_workers_and_beat(settings):
+def test_deep_readiness_reports_workers_and_beat(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    results = run_readiness_checks()
+    results = run_readiness_checks(deep=True)
     assert results["celery_workers"]["ok"] is False
     assert results["celery_beat"]["ok"] is False
     checks.beat_tick_record()
     checks.worker_pong_record(sent_at=time.time() - 0.05)
-    results = run_readiness_checks()
+    results = run_readiness_checks(deep=True)
     assert results["celery_workers"] == {"ok": True}
     assert results["celery_beat"] == {"ok": True}
     settings.MONITORING_WORKER_STALE_SECONDS = -1
-    assert run_readiness_checks()["celery_workers"]["ok"] is False
+    assert run_readiness_checks(deep=True)["celery_workers"]["ok"] is False
 
 
-def test_readyz_endpoint_includes_the_celery_checks(client):
-    body = client.get("/readyz").json()
-    assert {"celery_workers", "celery_beat"} <= set(body["checks"])
+def test_readyz_stays_ready_with_no_worker_while_readyz_deep_reports_it(client, settings):
+    """A worker outage must not take every web process out of the load balancer."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # no worker has ever answered a ping here
+    shallow = client.get("/readyz")
+    assert shallow.status_code == 200
+    assert set(shallow.json()["checks"]) == {"database", "redis"}
+    deep = client.get("/readyz/deep")
+    assert deep.status_code == 503
+    body = deep.json()
+    assert body["checks"]["celery_workers"]["ok"] is False
+    assert body["checks"]["celery_beat"]["ok"] is False
+    assert body["checks"]["database"] == {"ok": True}
 
 
 def test_redis_check_records_a_failed_sample_from_the_readiness_probe(monkeypatch):
