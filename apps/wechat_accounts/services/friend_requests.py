@@ -1,0 +1,130 @@
+"""Friend requests: record, accept, reject."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.core.exceptions import ConflictError, NotFoundError
+from apps.integrations.clients import errors as client_errors
+from apps.orgs.models import Organization
+from apps.wechat_accounts.models import (
+    Contact,
+    FriendRequest,
+    WeChatAccount,
+)
+from apps.wechat_accounts.outbound import send
+from apps.wechat_accounts.platform import client_for_account
+from apps.wechat_accounts.services._common import _platform_error, _save
+from apps.wechat_accounts.services.contacts import contact_upsert
+
+# -- friend requests -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def friend_request_record(
+    *,
+    org: Organization | int,
+    account: WeChatAccount,
+    v3: str,
+    v4: str = "",
+    scene: int = 0,
+    from_wxid: str = "",
+    nickname: str = "",
+    content: str = "",
+) -> FriendRequest:
+    """Store an incoming friend request (idempotent on the ticket); accepted automatically
+    after commit when the account says so."""
+    org_id = getattr(org, "pk", org)
+    if account.org_id != org_id:
+        raise NotFoundError(_("WeChat account not found."))
+    request, created = FriendRequest.objects.get_or_create(
+        account=account,
+        v3=v3[:300],
+        defaults={
+            "org_id": org_id,
+            "v4": v4[:300],
+            "scene": scene or 0,
+            "from_wxid": from_wxid[:128],
+            "nickname": nickname[:200],
+            "content": content[:500],
+        },
+    )
+    if created and account.auto_accept_friends:
+        from apps.wechat_accounts.tasks import friend_request_accept as accept_task
+
+        request_id = request.pk
+        transaction.on_commit(lambda: accept_task.delay(org_id=org_id, request_id=request_id))
+    return request
+
+
+def friend_request_accept(*, org: Organization | int, request_id: int, user=None) -> FriendRequest:
+    """Accept at the platform, add the contact and send the welcome message (pipeline)."""
+    org_id = getattr(org, "pk", org)
+    request = (
+        FriendRequest.objects.select_related("account", "account__org", "account__connection")
+        .filter(org_id=org_id, pk=request_id)
+        .first()
+    )
+    if request is None:
+        raise NotFoundError(_("Friend request not found."))
+    if request.status == FriendRequest.Status.ACCEPTED:
+        return request
+    claimed = FriendRequest.objects.filter(
+        pk=request.pk, status__in=[FriendRequest.Status.PENDING, FriendRequest.Status.FAILED]
+    ).update(
+        status=FriendRequest.Status.ACCEPTED,
+        handled_at=timezone.now(),
+        handled_by=user,
+        updated_at=timezone.now(),
+    )
+    if not claimed:
+        request.refresh_from_db()
+        return request
+    account = request.account
+    try:
+        client_for_account(account).accept_friend(
+            account.device_id, v3=request.v3, v4=request.v4, scene=request.scene
+        )
+    except client_errors.IntegrationError as exc:
+        FriendRequest.objects.filter(pk=request.pk).update(
+            status=FriendRequest.Status.FAILED, error=str(exc)[:300]
+        )
+        raise _platform_error(exc) from exc
+    with transaction.atomic():
+        if request.from_wxid:
+            contact_upsert(
+                org=org_id,
+                account=account,
+                wxid=request.from_wxid,
+                kind=Contact.Kind.FRIEND,
+                nickname=request.nickname or None,
+                source="friend_request",
+                added_at=timezone.now(),
+            )
+            if account.welcome_message:
+                send(
+                    org=account.org,
+                    account=account,
+                    to_wxid=request.from_wxid,
+                    kind="text",
+                    text=account.welcome_message,
+                    client_msg_id=f"welcome-{request.pk}",
+                )
+    request.refresh_from_db()
+    return request
+
+
+@transaction.atomic
+def friend_request_reject(*, org: Organization, request_id: int, user=None) -> FriendRequest:
+    request = FriendRequest.objects.select_for_update().filter(org=org, pk=request_id).first()
+    if request is None:
+        raise NotFoundError(_("Friend request not found."))
+    if request.status != FriendRequest.Status.PENDING:
+        raise ConflictError(_("This request was already handled."))
+    request.status = FriendRequest.Status.REJECTED
+    request.handled_at = timezone.now()
+    request.handled_by = user
+    _save(request, ["status", "handled_at", "handled_by"])
+    return request
