@@ -8,12 +8,30 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.conversations.models import CannedReply, Conversation, Label, Message
+from apps.conversations.org_prefs import sees_all
 from apps.orgs.models import Organization
 
 
-def conversation_list(*, org: Organization, user=None) -> QuerySet[Conversation]:
-    """The conversations of ``org`` the user may see (today: all of the organisation's)."""
-    return Conversation.objects.filter(org=org)
+def conversation_list(
+    *, org: Organization, user=None, role: str | None = None
+) -> QuerySet[Conversation]:
+    """The conversations of ``org`` the user may see: all of them, or, when the organisation's
+    visibility rule is ``assigned``, an agent's (or viewer's) own plus unassigned ones
+    (``role``: the user's role in ``org`` when the caller knows it, saving a query)."""
+    qs = Conversation.objects.filter(org=org)
+    if not sees_all(org=org, user=user, role=role):
+        qs = qs.filter(Q(assignee=user) | Q(assignee__isnull=True))
+    return qs
+
+
+def conversation_visible(*, org: Organization, user, role: str | None, conversation) -> bool:
+    """Whether a loaded conversation is visible to the member (same rule as
+    ``conversation_list``, without a query)."""
+    if conversation is None or conversation.org_id != org.id:
+        return False
+    if sees_all(org=org, user=user, role=role):
+        return True
+    return conversation.assignee_id in (None, getattr(user, "id", None))
 
 
 def _message_search(org: Organization, q: str) -> QuerySet[Message]:
@@ -30,10 +48,43 @@ def _message_search(org: Organization, q: str) -> QuerySet[Message]:
     return messages.filter(text__icontains=q)
 
 
+INBOX_VIEWS = ("mine", "unassigned", "waiting", "ai", "resolved", "all")
+
+
+def _view_filters(user) -> dict[str, Q]:
+    """The workspace's views (left pane) as filters; "waiting" is sorted oldest first."""
+    active = ~Q(status=Conversation.Status.RESOLVED)
+    return {
+        "mine": Q(assignee=user) & active if user is not None else Q(pk__in=[]),
+        "unassigned": Q(assignee__isnull=True) & active,
+        "waiting": Q(mode=Conversation.Mode.HUMAN, status=Conversation.Status.PENDING),
+        "ai": Q(mode=Conversation.Mode.AI)
+        & Q(status__in=[Conversation.Status.OPEN, Conversation.Status.PENDING]),
+        "resolved": Q(status=Conversation.Status.RESOLVED),
+        "all": Q(),
+    }
+
+
+def conversation_view_counts(
+    *, org: Organization, user=None, role: str | None = None
+) -> dict[str, int]:
+    """How many conversations each workspace view holds, in one query; ``unread``: how many
+    visible conversations have unread messages."""
+    from django.db.models import Count
+
+    aggregates = {
+        name: Count("id", filter=condition) for name, condition in _view_filters(user).items()
+    }
+    aggregates["unread"] = Count("id", filter=Q(unread_count__gt=0) & ~Q(status="resolved"))
+    return conversation_list(org=org, user=user, role=role).aggregate(**aggregates)
+
+
 def conversation_inbox(
     *,
     org: Organization,
     user=None,
+    role: str | None = None,
+    view: str | None = None,
     status: str | None = None,
     mode: str | None = None,
     assignee: str | None = None,
@@ -45,9 +96,12 @@ def conversation_inbox(
 ) -> QuerySet[Conversation]:
     """The agent inbox: filters, message-text search, newest activity first.
 
-    ``assignee``: a user id, ``me`` or ``none``; ``label``: a label id or name.
+    ``view``: one of ``INBOX_VIEWS``; ``assignee``: a user id, ``me`` or ``none``; ``label``: a
+    label id or name.
     """
-    qs = conversation_list(org=org, user=user)
+    qs = conversation_list(org=org, user=user, role=role)
+    if view and view in INBOX_VIEWS:
+        qs = qs.filter(_view_filters(user)[view])
     if status:
         qs = qs.filter(status__in=status.split(","))
     if mode:
@@ -83,16 +137,19 @@ def conversation_inbox(
     last_text = (
         Message.objects.filter(conversation_id=OuterRef("pk")).order_by("-id").values("text")[:1]
     )
+    order = ["handed_off_at", "id"] if view == "waiting" else ["-last_message_at", "-id"]
     return (
         qs.select_related("account", "contact", "assignee")
         .prefetch_related("labels")
         .annotate(last_message_text=Subquery(last_text))
-        .order_by("-last_message_at", "-id")
+        .order_by(*order)
     )
 
 
-def conversation_get(*, org: Organization, conversation_id: int) -> Conversation | None:
-    return conversation_inbox(org=org).filter(pk=conversation_id).first()
+def conversation_get(
+    *, org: Organization, conversation_id: int, user=None, role: str | None = None
+) -> Conversation | None:
+    return conversation_inbox(org=org, user=user, role=role).filter(pk=conversation_id).first()
 
 
 def message_list(*, org: Organization, conversation_id: int) -> QuerySet[Message]:

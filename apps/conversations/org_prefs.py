@@ -1,0 +1,63 @@
+"""The conversations app's organisation settings, read with their defaults.
+
+Stored in ``Organization.settings`` (typed by ``apps.orgs.org_settings`` where present):
+
+- ``conversation_visibility``: ``all`` (agents see every conversation, the default) or
+  ``assigned`` (agents see those assigned to them plus unassigned ones; managers and above
+  always see all);
+- ``ai_auto_return_minutes``: after an agent takes a conversation over by replying, the AI
+  takes it back after this many minutes of no agent message (0 = never, the default);
+- ``handoff_ack_enabled`` / ``handoff_ack_text``: an acknowledgement sent to the customer when
+  a conversation is handed to a person (default off; default text "已为您转接人工客服，请稍候").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+
+from apps.orgs.models import Membership, Organization, Role, role_at_least
+
+VISIBILITY_ALL = "all"
+VISIBILITY_ASSIGNED = "assigned"
+VISIBILITY_CHOICES = [
+    (VISIBILITY_ALL, _("Agents see all conversations")),
+    (VISIBILITY_ASSIGNED, _("Agents see their own and unassigned conversations")),
+]
+DEFAULT_HANDOFF_ACK_TEXT = "已为您转接人工客服，请稍候"
+
+
+def _raw(org: Organization) -> dict[str, Any]:
+    return getattr(org, "settings", None) or {}
+
+
+def visibility(org: Organization) -> str:
+    value = _raw(org).get("conversation_visibility")
+    return value if value in (VISIBILITY_ALL, VISIBILITY_ASSIGNED) else VISIBILITY_ALL
+
+
+def auto_return_minutes(org: Organization) -> int:
+    value = _raw(org).get("ai_auto_return_minutes") or 0
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def handoff_ack(org: Organization) -> str:
+    """The acknowledgement text to send on handoff, or "" when the organisation has it off."""
+    raw = _raw(org)
+    if not raw.get("handoff_ack_enabled"):
+        return ""
+    text = raw.get("handoff_ack_text")
+    return text.strip() if isinstance(text, str) and text.strip() else DEFAULT_HANDOFF_ACK_TEXT
+
+
+def sees_all(*, org: Organization, user=None, role: str | None = None) -> bool:
+    """Whether this member sees every conversation of ``org`` (no user: system code, yes)."""
+    if user is None or visibility(org) == VISIBILITY_ALL:
+        return True
+    if role is None:
+        role = Membership.objects.filter(org=org, user=user).values_list("role", flat=True).first()
+    return bool(role) and role_at_least(role, Role.MANAGER)
