@@ -65,6 +65,15 @@ def organization_update(*, org: Organization, actor: User, **changes) -> Organiz
     return org
 
 
+def organization_settings_update(*, org: Organization, actor: User, values: dict) -> Organization:
+    """Write typed settings (declared in ``apps.orgs.org_settings``) into ``org.settings``,
+    keeping every other key; invalid values raise ValidationError naming the key."""
+    from apps.orgs.org_settings import settings_with
+
+    current = Organization.objects.only("settings").get(pk=org.pk).settings
+    return organization_update(org=org, actor=actor, settings=settings_with(current, values))
+
+
 def _owner_count(org: Organization) -> int:
     return Membership.objects.filter(org=org, role=Role.OWNER).count()
 
