@@ -38,11 +38,14 @@ def rotate(token: str) -> str:
     return get_fernet().rotate(token.encode()).decode()
 
 
+MASK_MIN_LENGTH = 12
+
+
 def mask_secret(value: str | None) -> str:
-    """Show a secret as ``sk-...abcd``: a short prefix and the last four characters only."""
+    """Show a secret as ``****abcd``: at most its last four characters, and none at all for a
+    secret shorter than ``MASK_MIN_LENGTH`` (four of nine characters would give most of it away)."""
     if not value:
         return ""
-    if len(value) <= 8:
+    if len(value) < MASK_MIN_LENGTH:
         return "****"
-    prefix = value[:3] if value[:3].isascii() else ""
-    return f"{prefix}...{value[-4:]}"
+    return f"****{value[-4:]}"

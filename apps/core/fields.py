@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from apps.core import crypto
+from apps.core.secrets import register_secret
 
 
 class EncryptedTextField(models.TextField):
@@ -18,9 +19,13 @@ class EncryptedTextField(models.TextField):
         value = super().get_prep_value(value)
         if value in (None, ""):
             return value
+        register_secret(value)
         return crypto.encrypt(value)
 
     def from_db_value(self, value, expression, connection):
         if value in (None, ""):
             return value
-        return crypto.decrypt(value)
+        plaintext = crypto.decrypt(value)
+        # Every decrypted credential is masked in this process's logs from now on.
+        register_secret(plaintext)
+        return plaintext

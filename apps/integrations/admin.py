@@ -129,12 +129,19 @@ class PlatformConnectionAdmin(OrgScopedAdmin):
     list_filter = ["provider", "status", "org"]
     search_fields = ["name", "base_url", "account"]
     list_select_related = ["org"]
-    readonly_fields = ["webhook_url", "status_detail", "last_checked_at", "last_latency_ms"]
+    readonly_fields = ["webhook_address", "status_detail", "last_checked_at", "last_latency_ms"]
     actions = ["test_connections", "rotate_webhook_secrets"]
 
     @admin.display(description=_("token"))
     def masked_token(self, obj: PlatformConnection) -> str:
         return mask_secret(obj.token)
+
+    @admin.display(description=_("webhook URL"))
+    def webhook_address(self, obj: PlatformConnection | None) -> str:
+        # The add page has no saved connection (and maybe no provider) yet.
+        if obj is None or obj.pk is None or not obj.provider:
+            return _("Shown once the connection is saved.")
+        return obj.webhook_url
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

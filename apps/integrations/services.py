@@ -33,9 +33,10 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import AuditEvent
 from apps.accounts.services import audit_record
 from apps.core.exceptions import ApplicationError, NotFoundError
+from apps.core.secrets import redact
 from apps.integrations.clients.ai import AIChatClient, ChatResult
 from apps.integrations.clients.base import CallRecord
-from apps.integrations.clients.errors import IntegrationError
+from apps.integrations.clients.errors import AuthError, IntegrationError
 from apps.integrations.clients.wechat import WeChatPlatformClient
 from apps.integrations.models import (
     AIApp,
@@ -331,9 +332,11 @@ def connection_create(
     password: str = "",
     capabilities: list[str] | None = None,
     extra: dict | None = None,
+    status: str = PlatformConnection.Status.UNKNOWN,
 ) -> PlatformConnection:
     connection = PlatformConnection(
         org=org,
+        status=status,
         provider=provider,
         name=name,
         base_url=base_url.rstrip("/"),
@@ -487,7 +490,7 @@ def connection_test(*, org, connection_id: int) -> CheckResult:
         result = CheckResult(
             ok=False,
             latency_ms=_ms_since(started),
-            detail=str(exc)[:300],
+            detail=redact(str(exc), _connection_secrets(connection))[:300],
             error_class=type(exc).__name__,
         )
     status = PlatformConnection.Status.OK if result.ok else PlatformConnection.Status.ERROR
@@ -508,8 +511,24 @@ def connection_set_callback(*, org, connection_id: int) -> PlatformConnection:
     connection = PlatformConnection.objects.filter(org=org, id=connection_id).first()
     if connection is None:
         raise NotFoundError(_("Connection not found."))
-    wechat_client_for(connection).set_callback(connection.webhook_url)
+    try:
+        wechat_client_for(connection).set_callback(connection.webhook_url)
+    except AuthError:
+        raise ApplicationError(
+            _("The platform refused the connection's credentials; update the token."),
+            code="platform_auth_failed",
+        ) from None
+    except IntegrationError as exc:
+        raise ApplicationError(
+            _("The platform did not accept the callback URL: %(detail)s")
+            % {"detail": redact(str(exc), _connection_secrets(connection))[:300]},
+            code="platform_error",
+        ) from None
     return connection
+
+
+def _connection_secrets(connection: PlatformConnection) -> list[str]:
+    return [connection.token, connection.password, connection.webhook_secret]
 
 
 def _ms_since(started: float) -> int:
@@ -691,7 +710,7 @@ def ai_app_test(*, org, ai_app_id: int, prompt: str = "") -> CheckResult:
         result = CheckResult(
             ok=False,
             latency_ms=_ms_since(started),
-            detail=str(exc)[:300],
+            detail=redact(str(exc), [ai_app.api_key])[:300],
             error_class=type(exc).__name__,
         )
     ai_app.last_checked_at = timezone.now()

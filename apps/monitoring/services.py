@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 
 from apps.core import realtime
 from apps.core.exceptions import ApplicationError, NotFoundError
+from apps.core.secrets import redact, url_secrets
 from apps.monitoring.models import Notification, NotificationDelivery, NotificationWebhook
 from apps.monitoring.sms import SMSTransientError, get_sms_backend
 from apps.orgs.models import Membership, Organization
@@ -292,7 +293,10 @@ def _send_webhook(delivery: NotificationDelivery) -> None:
             allow_redirects=False,
         )
     except requests.RequestException as exc:
-        raise DeliveryTransientError(f"{exc.__class__.__name__}: {exc}") from exc
+        # requests puts the URL (with its access_token) in the message: mask it before the
+        # text reaches the delivery row or the retry log line.
+        message = redact(f"{exc.__class__.__name__}: {exc}", url_secrets(url), known=False)
+        raise DeliveryTransientError(message) from None
     if response.status_code == 429 or response.status_code >= 500:
         raise DeliveryTransientError(f"HTTP {response.status_code}")
     if response.status_code >= 300:
@@ -355,9 +359,11 @@ def notification_delivery_send(*, org_id: int, delivery_id: int, final_attempt: 
         .first()
     )
     attempts = delivery.attempts + 1
+    url_parts = url_secrets(delivery.webhook.url) if delivery.webhook_id else []
     try:
         _SENDERS[delivery.channel](delivery)
     except DeliveryTransientError as exc:
+        exc.args = (redact(str(exc), url_parts),)
         status = (
             NotificationDelivery.Status.FAILED
             if final_attempt
@@ -368,11 +374,12 @@ def notification_delivery_send(*, org_id: int, delivery_id: int, final_attempt: 
             return status
         raise
     except Exception as exc:  # noqa: BLE001 - permanent: record it, never retry.
-        logger.warning("Notification delivery %s failed: %s", delivery_id, exc)
+        error = redact(f"{exc.__class__.__name__}: {exc}", url_parts)
+        logger.warning("Notification delivery %s failed: %s", delivery_id, error)
         rows.update(
             status=NotificationDelivery.Status.FAILED,
             attempts=attempts,
-            last_error=f"{exc.__class__.__name__}: {exc}"[:1000],
+            last_error=error[:1000],
         )
         return NotificationDelivery.Status.FAILED
     rows.update(

@@ -7,6 +7,18 @@ from rest_framework import serializers
 
 from apps.core.api.serializers import SecretField
 from apps.integrations.models import AIApp, IntegrationCall, PlatformConnection
+from apps.orgs.models import Role, role_at_least
+
+
+def _json_object(value):
+    if not isinstance(value, dict):
+        raise serializers.ValidationError(_("Must be a JSON object."))
+    return value
+
+
+def _is_admin(request) -> bool:
+    membership = getattr(request, "membership", None)
+    return membership is not None and role_at_least(membership.role, Role.ADMIN)
 
 
 class PlatformConnectionSerializer(serializers.ModelSerializer):
@@ -18,12 +30,20 @@ class PlatformConnectionSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=PlatformConnection.Capability.choices),
         required=False,
     )
+    # Every stored value is answered, so the enum lists them all; only two may be written.
     status = serializers.ChoiceField(
-        choices=[PlatformConnection.Status.UNKNOWN, PlatformConnection.Status.DISABLED],
+        choices=PlatformConnection.Status.choices,
         required=False,
-        help_text=_("Set 'disabled' to stop using the connection, 'unknown' to re-enable it."),
+        help_text=_(
+            "Read: the connection's health. Write: 'disabled' to stop using the connection, "
+            "'unknown' to re-enable it (other values are refused)."
+        ),
     )
-    webhook_url = serializers.CharField(read_only=True)
+    webhook_url = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text=_("The secret URL the platform posts events to; null unless admin or owner."),
+    )
     has_token = serializers.SerializerMethodField()
 
     class Meta:
@@ -58,10 +78,20 @@ class PlatformConnectionSerializer(serializers.ModelSerializer):
     def get_has_token(self, obj: PlatformConnection) -> bool:
         return bool(obj.token)
 
+    def validate_status(self, value: str) -> str:
+        writable = (PlatformConnection.Status.UNKNOWN, PlatformConnection.Status.DISABLED)
+        if value not in writable:
+            raise serializers.ValidationError(_("Only 'unknown' or 'disabled' can be set."))
+        return value
+
+    def validate_extra(self, value):
+        return _json_object(value)
+
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        # Reading the status back: the write choices are narrower than the stored ones.
-        data["status"] = instance.status
+        # The webhook URL's secret lets anyone inject customer messages: admins and owners only.
+        if not _is_admin(self.context.get("request")):
+            data["webhook_url"] = None
         return data
 
     def validate(self, attrs):
@@ -115,6 +145,9 @@ class AIAppSerializer(serializers.ModelSerializer):
 
     def get_has_api_key(self, obj: AIApp) -> bool:
         return bool(obj.api_key)
+
+    def validate_extra(self, value):
+        return _json_object(value)
 
     def validate(self, attrs):
         if self.instance is not None and "provider" in attrs:

@@ -388,8 +388,25 @@ class HttpClient:
         except requests.RequestException as exc:
             raise transport_error(exc) from None
 
-    @staticmethod
-    def _fill(exc: IntegrationError, response: requests.Response | None) -> None:
+    def secret_values(self) -> list[str]:
+        """The credentials this client sends (auth header values, ``Bearer`` stripped)."""
+        values = []
+        for value in self.auth_headers().values():
+            value = str(value)
+            values.append(value)
+            if value.lower().startswith("bearer "):
+                values.append(value[7:])
+        return values
+
+    def _fill(self, exc: IntegrationError, response: requests.Response | None) -> None:
+        # Providers echo the credential in their error text (GeWe: "X-GEWE-TOKEN=<token> ...
+        # 不可用或已过期"); the message travels to status_detail, alerts, logs and API answers.
+        from apps.core.secrets import redact
+
+        redacted = redact(exc.message, self.secret_values())
+        if redacted != exc.message:
+            exc.message = redacted
+            exc.args = (redacted, *exc.args[1:])
         if response is not None:
             if exc.status is None:
                 exc.status = response.status_code
