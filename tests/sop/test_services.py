@@ -14,6 +14,7 @@ from django_celery_beat.models import PeriodicTask
 from apps.billing.models import CostLedger
 from apps.conversations.models import Conversation, Message
 from apps.core.exceptions import ConflictError
+from apps.core.templating import render_template
 from apps.sop import selectors, services
 from apps.sop.models import SopDelivery, SopEnrollment, SopPlan, SopRun
 from apps.sop.tasks import sop_run_start as sop_run_start_task
@@ -46,13 +47,13 @@ def set_tz(org, name):
 
 def test_render_template_is_safe():
     variables = {"nickname": "Li", "city": "Hangzhou"}
-    assert services.render_template("Hi {nickname} from {city}", variables) == (
+    assert render_template("Hi {nickname} from {city}", variables) == (
         "Hi Li from Hangzhou"
     )
-    assert services.render_template("Hi {unknown}!", variables) == "Hi {unknown}!"
-    assert services.render_template("Hi {unknown}!", variables, unknown="empty") == "Hi !"
-    assert services.render_template("{ {0} {} {nickname", variables) == "{ {0} {} {nickname"
-    assert services.render_template("{{nickname}}", variables) == "{Li}"
+    assert render_template("Hi {unknown}!", variables) == "Hi {unknown}!"
+    assert render_template("Hi {unknown}!", variables, unknown="empty") == "Hi !"
+    assert render_template("{ {0} {} {nickname", variables) == "{ {0} {} {nickname"
+    assert render_template("{{nickname}}", variables) == "{Li}"
 
 
 def test_contact_variables_include_custom_attributes(account):

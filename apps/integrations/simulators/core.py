@@ -9,12 +9,16 @@ Control endpoints (every simulator):
 - ``POST /__sim__/reset``     forget requests, faults and all in-memory state
 - ``GET  /__sim__/state``     simulator-specific state summary
 
+Bad control input is answered 400 with ``{"error": "<what is wrong>"}`` (``ControlError``),
+never a traceback; ``control_emit`` is the shared, validated ``POST /__sim__/emit``.
+
 Subclasses register routes with ``self.route(method, path, handler)``; a handler receives a
 ``SimRequest`` and returns a ``Reply`` or a ``Stream``.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import time
@@ -65,6 +69,96 @@ class Fault:
     def from_dict(cls, data: dict) -> Fault:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class ControlError(Exception):
+    """A control endpoint refuses its input: answered ``status`` with ``{"error": message}``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+_FAULT_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "path": (str,),
+    "times": (int, type(None)),
+    "delay": (int, float),
+    "status": (int, type(None)),
+    "code": (str, type(None)),
+    "message": (str, type(None)),
+    "retry_after": (int, float, type(None)),
+    "after_chunks": (int,),
+}
+
+
+def fault_from_control(item: Any) -> Fault:
+    """A ``Fault`` from one control-endpoint object, or a ``ControlError`` naming what is wrong
+    (unlike ``Fault.from_dict``, unknown fields and wrong types are refused)."""
+    if not isinstance(item, dict):
+        raise ControlError('each fault must be a JSON object such as {"kind": "error"}')
+    if "kind" not in item:
+        raise ControlError(f"'kind' is required: one of {sorted(FAULT_KINDS)}")
+    allowed = {f.name for f in fields(Fault)}
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise ControlError(f"unknown field(s) {unknown}; a fault takes {sorted(allowed)}")
+    for name, value in item.items():
+        types = _FAULT_TYPES.get(name)
+        if types and (not isinstance(value, types) or isinstance(value, bool)):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ControlError(f"'{name}' must be {names}, not {json.dumps(value)}")
+    try:
+        return Fault(**item)
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
+
+
+def call_with_body(func: Callable[..., Any], body: dict, *, what: str) -> Any:
+    """Call ``func(**body)`` after checking the body against its keyword parameters: missing,
+    unknown and wrongly typed fields become a ``ControlError`` that names them."""
+    params = {
+        name: p
+        for name, p in inspect.signature(func).parameters.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+    required = sorted(n for n, p in params.items() if p.default is inspect.Parameter.empty)
+    missing = [n for n in required if n not in body]
+    unknown = sorted(set(body) - set(params))
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing field(s) {missing}")
+        if unknown:
+            parts.append(f"unknown field(s) {unknown}")
+        optional = sorted(set(params) - set(required))
+        raise ControlError(f"{what}: {'; '.join(parts)} (required {required}, optional {optional})")
+    for name, value in body.items():
+        expected = str(params[name].annotation)
+        if value is None and "None" in expected:
+            continue
+        if expected.startswith("str") and not isinstance(value, str):
+            raise ControlError(f"{what}: '{name}' must be a string")
+        if expected.startswith("int") and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ControlError(f"{what}: '{name}' must be an integer")
+        if expected.startswith("list") and not isinstance(value, list):
+            raise ControlError(f"{what}: '{name}' must be a list")
+    return func(**body)
+
+
+def json_object(request: Any) -> dict:
+    """The request's JSON body as a (copied) object, or a ``ControlError``."""
+    if not isinstance(request.json, dict):
+        raise ControlError("the body must be a JSON object")
+    return dict(request.json)
+
+
+def require_str(body: dict, name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise ControlError(f"'{name}' is required (a non-empty string)")
+    return value
 
 
 @dataclass
@@ -174,6 +268,31 @@ class SimulatorServer:
     def control(self, action: str, request: SimRequest) -> Reply | None:
         """Handle ``POST /__sim__/<action>`` for simulator-specific actions."""
         return None
+
+    callback_url: str | None = None
+
+    def emit_kinds(self) -> list[str]:
+        return sorted(
+            n[5:] for n in dir(self) if n.startswith("emit_") and callable(getattr(self, n))
+        )
+
+    def control_emit(self, request: SimRequest) -> Reply:
+        """``POST /__sim__/emit`` {"kind": "text", ...arguments of ``emit_<kind>``}: validated,
+        so a bad body is a 400 naming the problem and a missing callback URL a 409."""
+        body = json_object(request)
+        kinds = self.emit_kinds()
+        kind = body.pop("kind", None)
+        if kind is None:
+            raise ControlError(f"'kind' is required: one of {kinds}")
+        if kind not in kinds:
+            raise ControlError(f"unknown kind {json.dumps(kind)}: use one of {kinds}")
+        if not self.callback_url:
+            raise ControlError(
+                "no callback URL set: the platform does not know where to post events yet "
+                "(register the connection's webhook first, e.g. its 'set callback' action)",
+                status=409,
+            )
+        return Reply(200, call_with_body(getattr(self, f"emit_{kind}"), body, what=f"kind {kind}"))
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -313,10 +432,11 @@ def _make_handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             split = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            bad_json = False
             try:
                 parsed = json.loads(body) if body else None
             except ValueError:
-                parsed = None
+                parsed, bad_json = None, True
             request = SimRequest(
                 method=method,
                 path=split.path,
@@ -326,7 +446,16 @@ def _make_handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
                 json=parsed,
             )
             if split.path.startswith("/__sim__/"):
-                self._write(self._control(request))
+                if bad_json and method == "POST":
+                    self._write(Reply(400, {"error": "the body is not valid JSON"}))
+                    return
+                try:
+                    reply = self._control(request)
+                except ControlError as exc:
+                    reply = Reply(exc.status, {"error": exc.message})
+                except Exception as exc:  # noqa: BLE001 - a control call must never hang up
+                    reply = Reply(500, {"error": f"simulator error: {type(exc).__name__}: {exc}"})
+                self._write(reply)
                 return
             request.path = sim._strip_prefix(split.path)
             with sim._lock:
@@ -362,11 +491,15 @@ def _make_handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             if action == "requests" and request.method == "GET":
                 return Reply(200, [r.as_dict() for r in sim.requests])
             if action == "faults" and request.method == "POST":
+                if request.json is None:
+                    raise ControlError(
+                        f"send a fault object or a list of them, e.g. "
+                        f'{{"kind": "error", "status": 500, "times": 1}}; kinds: '
+                        f"{sorted(FAULT_KINDS)}"
+                    )
                 items = request.json if isinstance(request.json, list) else [request.json]
-                try:
-                    added = [sim.add_fault(Fault.from_dict(item or {})) for item in items]
-                except (TypeError, ValueError) as exc:
-                    return Reply(400, {"error": str(exc)})
+                faults = [fault_from_control(item) for item in items]  # all valid, or none added
+                added = [sim.add_fault(fault) for fault in faults]
                 return Reply(200, [asdict(f) for f in added])
             if action == "faults" and request.method == "DELETE":
                 sim.clear_faults()
@@ -384,8 +517,10 @@ def _make_handler(sim: SimulatorServer) -> type[BaseHTTPRequestHandler]:
             if request.method == "POST":
                 try:
                     reply = sim.control(action, request)
+                except ControlError:
+                    raise
                 except (TypeError, ValueError, KeyError) as exc:
-                    return Reply(400, {"error": f"{type(exc).__name__}: {exc}"})
+                    return Reply(400, {"error": f"invalid {action} request: {exc}"})
                 if reply is not None:
                     return reply
             return Reply(404, {"error": f"unknown control action {action}"})

@@ -12,7 +12,16 @@ import time
 import uuid as uuidlib
 from typing import Any
 
-from .core import Fault, Reply, SimRequest, SimulatorServer
+from .core import (
+    ControlError,
+    Fault,
+    Reply,
+    SimRequest,
+    SimulatorServer,
+    call_with_body,
+    json_object,
+    require_str,
+)
 from .gewe import image_xml, voice_xml
 
 _FIRST_MSG_ID = 1052001123
@@ -463,16 +472,76 @@ class ECloudSimulator(SimulatorServer):
             build_callback(account=self.account, message_type="30001", wcid=me, data=data)
         )
 
+    def register_device(
+        self,
+        *,
+        wId: str,  # noqa: N803 - the platform's spelling
+        wcId: str,  # noqa: N803
+        nickname: str | None = None,
+        online: bool = True,
+        friends: list | None = None,
+        groups: list | None = None,
+    ) -> dict:
+        """Make ``wId`` a login of ``wcId`` (online by default), as after a QR login, plus an
+        optional address book: ``friends`` [{"wxid", "nickname", "remark"}], ``groups``
+        [{"id", "name", "members": [wxid, ...]}]. Idempotent."""
+        with self._lock:
+            login = self.logins.get(wId)
+            if login is None:
+                login = {"wId": wId, "wcId": wcId, "started": time.monotonic() - 3600}
+                self.logins[wId] = login
+            login.update(wcId=wcId, online=bool(online), replaced=False)
+            if nickname:
+                self.account_nickname = nickname
+            self.account_wxid = wcId
+            for friend in friends or []:
+                wxid = str(friend["wxid"])
+                self.friends[wxid] = {
+                    "userName": wxid,
+                    "nickName": str(friend.get("nickname") or wxid),
+                    "remark": str(friend.get("remark") or ""),
+                    "aliasName": "",
+                    "sex": 1,
+                    "bigHead": "",
+                    "smallHead": "",
+                    "labelList": "",
+                }
+            for group in groups or []:
+                self.groups[str(group["id"])] = {
+                    "nickName": str(group.get("name") or group["id"]),
+                    "members": [wcId, *(str(m) for m in group.get("members") or [])],
+                }
+            return {"wId": wId, "wcId": wcId, "online": login["online"]}
+
     def control(self, action: str, request: SimRequest) -> Reply | None:
-        """``POST /__sim__/emit`` {"kind": "text", ...}; ``/__sim__/contacts``; ``/confirm``."""
-        body = request.json if isinstance(request.json, dict) else {}
+        """``POST /__sim__/emit`` {"kind": "text", ...}; ``/__sim__/contacts``;
+        ``/__sim__/confirm`` {"wId"}; ``/__sim__/devices`` (``register_device`` arguments)."""
         if action == "emit":
-            kind = body.pop("kind")
-            return Reply(200, getattr(self, f"emit_{kind}")(**body))
+            return self.control_emit(request)
         if action == "contacts":
-            self.generate_contacts(**body)
+            body = request.json if request.json is not None else {}
+            if not isinstance(body, dict):
+                raise ControlError("the body must be a JSON object")
+            call_with_body(self.generate_contacts, body, what="contacts")
             return Reply(200, {"ok": True})
         if action == "confirm":
-            self.confirm_login(body["wId"])
+            w_id = require_str(json_object(request), "wId")
+            with self._lock:
+                if w_id not in self.logins:
+                    raise ControlError(f"unknown wId {w_id!r}: start a login first", status=404)
+            self.confirm_login(w_id)
             return Reply(200, {"ok": True})
+        if action == "devices":
+            body = json_object(request)
+            for name in ("friends", "groups"):
+                items = body.get(name)
+                if items is not None and not (
+                    isinstance(items, list) and all(isinstance(i, dict) for i in items)
+                ):
+                    raise ControlError(f"'{name}' must be a list of objects")
+            if any("wxid" not in f for f in body.get("friends") or []):
+                raise ControlError("each friend needs a 'wxid'")
+            if any("id" not in g for g in body.get("groups") or []):
+                raise ControlError("each group needs an 'id'")
+            return Reply(200, call_with_body(self.register_device, body, what="devices"))
         return None

@@ -6,6 +6,7 @@ and database. Ctrl-C (SIGINT) or SIGTERM stops all of them cleanly.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from apps.core import embedded_redis
 
@@ -29,10 +30,11 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2)
 
     def handle(self, *args, host, port, no_simulators, concurrency, **options):
+        base = public_base_url(host, port)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("compilemessages_if_needed")
         call_command("seed_demo")
-        env = {**os.environ, "REDIS_URL": settings.REDIS_URL}
+        env = {**os.environ, "REDIS_URL": settings.REDIS_URL, "PUBLIC_BASE_URL": base}
         env.setdefault("DJANGO_SETTINGS_MODULE", os.environ["DJANGO_SETTINGS_MODULE"])
         python = sys.executable
         commands = {
@@ -64,12 +66,22 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         for name, cmd in commands.items():
             children[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)  # noqa: S603
-        base = f"http://{host}:{port}"
+        if "simulators" in children:
+            self._sync_simulators(children["simulators"])
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nRunning: {', '.join(children)}\n"
-                f"  Admin:     {base}/admin/\n  API docs:  {base}/api/docs/\n"
-                f"  Health:    {base}/healthz  {base}/readyz\n  Press Ctrl-C to stop.\n"
+                f"  Admin:     {base}/admin/\n  Workspace: {base}/workspace/\n"
+                f"  API docs:  {base}/api/docs/\n"
+                f"  Health:    {base}/healthz  {base}/readyz\n"
+                f"  Webhooks:  {base} (PUBLIC_BASE_URL)\n"
+            )
+        )
+        self._print_logins()
+        self.stdout.write(
+            self.style.SUCCESS(
+                '  Try it:    python manage.py simulate_customer "你好，地板怎么卖？"\n'
+                "  Press Ctrl-C to stop.\n"
             )
         )
         exit_code = 0
@@ -97,6 +109,51 @@ class Command(BaseCommand):
             self.stdout.write("Stopped.")
         if exit_code:
             sys.exit(exit_code)
+
+    def _sync_simulators(self, process: subprocess.Popen) -> None:
+        """Wait for the simulators, then teach them the demo accounts and our webhook URL."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                call_command("simulator_sync", stdout=self.stdout, stderr=self.stderr)
+                return
+            except CommandError as exc:
+                if "not reachable" not in str(exc):
+                    self.stderr.write(f"simulator_sync: {exc}")
+                    return
+                time.sleep(0.3)
+        self.stderr.write("simulator_sync: the simulators did not come up in time")
+
+    def _print_logins(self) -> None:
+        path = settings.VAR_DIR / "demo_logins.json"
+        if not path.exists():
+            return
+        try:
+            logins = json.loads(path.read_text())
+        except ValueError:
+            return
+        self.stdout.write(self.style.SUCCESS("  Logins (also in var/demo_logins.json):"))
+        for row in logins:
+            self.stdout.write(
+                self.style.SUCCESS(f"    {row['role']:7s} {row['email']} / {row['password']}")
+            )
+
+
+def public_base_url(host: str, port: int) -> str:
+    """The origin webhooks must reach: ``PUBLIC_BASE_URL`` when it is set, else the address this
+    command serves on (so simulators post to this stack, not to whatever listens on 8000). The
+    value is put into this process's settings and the children's environment."""
+    explicit = os.environ.get("PUBLIC_BASE_URL", "").strip()
+    if explicit:
+        base = explicit.rstrip("/")
+    else:
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
+        if ":" in reachable:
+            reachable = f"[{reachable}]"
+        base = f"http://{reachable}:{port}"
+    os.environ["PUBLIC_BASE_URL"] = base
+    settings.PUBLIC_BASE_URL = base
+    return base
 
 
 def _simulators_available() -> bool:
