@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.http import Http404
 
+from apps.core.logcontext import bind
 from apps.orgs.models import Membership
 
 ORG_HEADER = "HTTP_X_ORGANIZATION"
@@ -40,3 +41,4 @@ def resolve_request_org(request) -> None:
     membership = resolve_membership(request.user, request.META.get(ORG_HEADER))
     request.membership = membership
     request.org = membership.org
+    bind(org_id=membership.org_id, user_id=membership.user_id)

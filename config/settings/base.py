@@ -22,6 +22,20 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# ops: origins of the SPA (e.g. https://app.example.com) allowed to call /api/ from a browser
+# (django-cors-headers) and to open WebSockets with the session cookie. Empty by default.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "x-csrftoken",
+    "x-organization",
+    "x-request-id",
+    "x-requested-with",
+)
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
 # The absolute origin the platforms post webhooks to (the connection's webhook_url is built on it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
@@ -30,7 +44,6 @@ PROJECT_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.orgs",
-    "apps.media",
     "apps.integrations",
     "apps.billing",
     "apps.wechat_accounts",
@@ -53,11 +66,15 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from here, not from a CDN
     "channels",
     "django_celery_beat",
+    "corsheaders",
     *PROJECT_APPS,
 ]
 
 MIDDLEWARE = [
+    # ops: request id (X-Request-ID in, out) and the log context of the request.
+    "apps.core.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     # monitoring: HTTP request counts and latency for /metrics (kept in Redis).
     "apps.monitoring.prometheus.PrometheusRequestMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -233,6 +250,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
+    # ops: API-wide limits in Redis (apps/core/api/throttles.py); rates below.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.core.api.throttles.UserThrottle",
+        "apps.core.api.throttles.OrgThrottle",
+        "apps.core.api.throttles.AnonThrottle",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -363,50 +386,6 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 SERVE_STATIC = env.bool("SERVE_STATIC", default=DEBUG)
 MEDIA_URL = "media/"
 MEDIA_ROOT = VAR_DIR / "media"
-
-# --- Media: uploads, media received from WeChat, signed URLs for the platforms (apps.media) -----
-# Where the bytes live, chosen by settings alone: "filesystem" (under MEDIA_ROOT; nothing to
-# install, nothing serves it publicly) or "s3" (S3-compatible object storage: AWS S3, MinIO,
-# Alibaba OSS, Tencent COS; install the optional requirements/s3.txt for boto3).
-MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="filesystem")
-# Signed platform URLs live this long; "storage" uses an S3 storage's own presigned URLs instead.
-MEDIA_SIGNED_URL_TTL_SECONDS = env.int("MEDIA_SIGNED_URL_TTL_SECONDS", default=3600)
-MEDIA_PLATFORM_URLS = env.str("MEDIA_PLATFORM_URLS", default="signed")
-STORAGES = {
-    "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(MEDIA_ROOT)},
-    },
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
-if MEDIA_STORAGE == "s3":
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": env.str("MEDIA_S3_BUCKET"),
-            "endpoint_url": env.str("MEDIA_S3_ENDPOINT_URL", default="") or None,
-            "region_name": env.str("MEDIA_S3_REGION", default="") or None,
-            "access_key": env.str("MEDIA_S3_ACCESS_KEY", default="") or None,
-            "secret_key": env.str("MEDIA_S3_SECRET_KEY", default="") or None,
-            # "virtual" for Alibaba OSS and Tencent COS, "path" for MinIO.
-            "addressing_style": env.str("MEDIA_S3_ADDRESSING_STYLE", default="") or None,
-            "signature_version": env.str("MEDIA_S3_SIGNATURE_VERSION", default="s3v4"),
-            "location": env.str("MEDIA_S3_PREFIX", default="media"),
-            "default_acl": None,  # private objects (the bucket's default)
-            "querystring_auth": True,
-            "querystring_expire": MEDIA_SIGNED_URL_TTL_SECONDS,
-            "file_overwrite": False,
-        },
-    }
-# Uploads (composer, API, SOP steps) above this answer 413; media fetched from WeChat may be
-# larger, up to the second value.
-MEDIA_MAX_UPLOAD_BYTES = env.int("MEDIA_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
-MEDIA_INBOUND_MAX_BYTES = env.int("MEDIA_INBOUND_MAX_BYTES", default=50 * 1024 * 1024)
-# Downloads of received media: attempts, backoff base / cap (seconds), HTTP timeout (seconds).
-MEDIA_DOWNLOAD_MAX_ATTEMPTS = env.int("MEDIA_DOWNLOAD_MAX_ATTEMPTS", default=5)
-MEDIA_DOWNLOAD_RETRY_BASE_SECONDS = env.float("MEDIA_DOWNLOAD_RETRY_BASE_SECONDS", default=10)
-MEDIA_DOWNLOAD_RETRY_MAX_SECONDS = env.float("MEDIA_DOWNLOAD_RETRY_MAX_SECONDS", default=600)
-MEDIA_DOWNLOAD_TIMEOUT_SECONDS = env.float("MEDIA_DOWNLOAD_TIMEOUT_SECONDS", default=60)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@sales-assistant.local")
@@ -568,12 +547,40 @@ CONVERSATION_AI_RECOVER_SECONDS = env.int("CONVERSATION_AI_RECOVER_SECONDS", def
 # Benchmarks only: serve a bare JSON endpoint at /bench/bare/ to compare webhook throughput.
 BENCH_BARE_ENDPOINT = env.bool("BENCH_BARE_ENDPOINT", default=False)
 
+# ops: generous API-wide limits (429 + Retry-After): per user, per organisation, per anonymous
+# client address. No person or SPA reaches them; a runaway script does.
+API_THROTTLE_USER_RATE = env.str("API_THROTTLE_USER_RATE", default="1200/min")
+API_THROTTLE_ORG_RATE = env.str("API_THROTTLE_ORG_RATE", default="6000/min")
+API_THROTTLE_ANON_RATE = env.str("API_THROTTLE_ANON_RATE", default="300/min")
+
 # --- Logging ------------------------------------------------------------------------------------
+# LOG_FORMAT: "text" (readable, the local default) or "json" (one object per line, the production
+# default). Every line carries the request id, organisation, user, Celery task id and the
+# conversation or account at hand (apps.core.logcontext); never a message body or a secret.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s org=%(org_id)s "
+            "user=%(user_id)s task=%(task_id)s] %(message)s"
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "json_ensure_ascii": False,
+        },
+    },
+    "filters": {"context": {"()": "apps.core.logcontext.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
