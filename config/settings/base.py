@@ -44,6 +44,7 @@ PROJECT_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.orgs",
+    "apps.media",
     "apps.integrations",
     "apps.billing",
     "apps.wechat_accounts",
@@ -386,6 +387,50 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 SERVE_STATIC = env.bool("SERVE_STATIC", default=DEBUG)
 MEDIA_URL = "media/"
 MEDIA_ROOT = VAR_DIR / "media"
+
+# --- Media: uploads, media received from WeChat, signed URLs for the platforms (apps.media) -----
+# Where the bytes live, chosen by settings alone: "filesystem" (under MEDIA_ROOT; nothing to
+# install, nothing serves it publicly) or "s3" (S3-compatible object storage: AWS S3, MinIO,
+# Alibaba OSS, Tencent COS; install the optional requirements/s3.txt for boto3).
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="filesystem")
+# Signed platform URLs live this long; "storage" uses an S3 storage's own presigned URLs instead.
+MEDIA_SIGNED_URL_TTL_SECONDS = env.int("MEDIA_SIGNED_URL_TTL_SECONDS", default=3600)
+MEDIA_PLATFORM_URLS = env.str("MEDIA_PLATFORM_URLS", default="signed")
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if MEDIA_STORAGE == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("MEDIA_S3_BUCKET"),
+            "endpoint_url": env.str("MEDIA_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("MEDIA_S3_REGION", default="") or None,
+            "access_key": env.str("MEDIA_S3_ACCESS_KEY", default="") or None,
+            "secret_key": env.str("MEDIA_S3_SECRET_KEY", default="") or None,
+            # "virtual" for Alibaba OSS and Tencent COS, "path" for MinIO.
+            "addressing_style": env.str("MEDIA_S3_ADDRESSING_STYLE", default="") or None,
+            "signature_version": env.str("MEDIA_S3_SIGNATURE_VERSION", default="s3v4"),
+            "location": env.str("MEDIA_S3_PREFIX", default="media"),
+            "default_acl": None,  # private objects (the bucket's default)
+            "querystring_auth": True,
+            "querystring_expire": MEDIA_SIGNED_URL_TTL_SECONDS,
+            "file_overwrite": False,
+        },
+    }
+# Uploads (composer, API, SOP steps) above this answer 413; media fetched from WeChat may be
+# larger, up to the second value.
+MEDIA_MAX_UPLOAD_BYTES = env.int("MEDIA_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
+MEDIA_INBOUND_MAX_BYTES = env.int("MEDIA_INBOUND_MAX_BYTES", default=50 * 1024 * 1024)
+# Downloads of received media: attempts, backoff base / cap (seconds), HTTP timeout (seconds).
+MEDIA_DOWNLOAD_MAX_ATTEMPTS = env.int("MEDIA_DOWNLOAD_MAX_ATTEMPTS", default=5)
+MEDIA_DOWNLOAD_RETRY_BASE_SECONDS = env.float("MEDIA_DOWNLOAD_RETRY_BASE_SECONDS", default=10)
+MEDIA_DOWNLOAD_RETRY_MAX_SECONDS = env.float("MEDIA_DOWNLOAD_RETRY_MAX_SECONDS", default=600)
+MEDIA_DOWNLOAD_TIMEOUT_SECONDS = env.float("MEDIA_DOWNLOAD_TIMEOUT_SECONDS", default=60)
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@sales-assistant.local")
