@@ -6,3 +6,8 @@ class ConversationsConfig(AppConfig):
     name = "apps.conversations"
     label = "conversations"
     verbose_name = _("Conversations")
+
+    def ready(self) -> None:
+        from apps.conversations import receivers
+
+        receivers.connect()

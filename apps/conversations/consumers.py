@@ -31,6 +31,8 @@ from django.utils.timezone import is_naive, make_aware
 from django.utils.translation import gettext as _
 
 from apps.conversations import payloads, selectors, services
+from apps.conversations.models import Conversation
+from apps.conversations.org_prefs import sees_all
 from apps.core import realtime
 from apps.core.exceptions import NotFoundError
 from apps.core.ws import ClientError, CloseCode, RealtimeConsumer, Refused
@@ -56,16 +58,52 @@ def _parse_id(value: Any, name: str = "conversation_id") -> int:
 
 
 @database_sync_to_async
-def _conversation(org, conversation_id):
-    return selectors.conversation_get_for_ws(org=org, conversation_id=conversation_id)
+def _conversation(org, conversation_id, user=None, role=None):
+    return selectors.conversation_get_for_ws(
+        org=org, conversation_id=conversation_id, user=user, role=role
+    )
 
 
 @database_sync_to_async
-def _changed_messages(org, *, since, after_id, conversation_id, limit):
+def _changed_messages(org, *, since, after_id, conversation_id, limit, user=None, role=None):
     rows = selectors.message_list_changed_since(
-        org=org, since=since, after_id=after_id, conversation_id=conversation_id, limit=limit
+        org=org,
+        since=since,
+        after_id=after_id,
+        conversation_id=conversation_id,
+        limit=limit,
+        user=user,
+        role=role,
     )
     return [payloads.message_payload(m) for m in rows]
+
+
+@database_sync_to_async
+def _sees_all(org, user, role) -> bool:
+    return sees_all(org=org, user=user, role=role)
+
+
+@database_sync_to_async
+def _assignee_of(org, conversation_id):
+    """(exists, assignee_id) of a conversation of ``org``."""
+    row = (
+        Conversation.objects.filter(org=org, pk=conversation_id)
+        .values_list("id", "assignee_id")
+        .first()
+    )
+    return (True, row[1]) if row else (False, None)
+
+
+def _event_conversation(event: dict[str, Any]) -> tuple[int | None, dict | None]:
+    """The conversation an event is about: (id, the conversation payload when it carries one)."""
+    data = event.get("data") or {}
+    conversation = data.get("conversation")
+    if isinstance(conversation, dict) and "id" in conversation:
+        return conversation["id"], conversation
+    for holder in (data, data.get("message"), data.get("note"), data.get("draft")):
+        if isinstance(holder, dict) and isinstance(holder.get("conversation_id"), int):
+            return holder["conversation_id"], None
+    return None, None
 
 
 @database_sync_to_async
@@ -78,7 +116,44 @@ def _mark_read(org, conversation_id, user):
 
 
 class _ChatBase(RealtimeConsumer):
-    """What both chat endpoints share: typing relay, mark_read and catch-up."""
+    """What both chat endpoints share: typing relay, mark_read, catch-up, and the visibility
+    rule: when the organisation lets agents see only their own and unassigned conversations,
+    such a socket gets only those conversations' events (``conversation_removed`` when one it
+    was shown is assigned to someone else)."""
+
+    restricted = False
+
+    async def authorize(self) -> None:
+        self.restricted = not await _sees_all(self.org, self.user, self.membership.role)
+        self._visible: dict[int, bool] = {}
+
+    async def _conversation(self, conversation_id):
+        return await _conversation(self.org, conversation_id, self.user, self.membership.role)
+
+    def _visible_by_assignee(self, assignee_id) -> bool:
+        return assignee_id is None or assignee_id == self.user.id
+
+    async def realtime_event(self, message: dict[str, Any]) -> None:
+        if self.restricted and self.ready and not self.closing:
+            event = message.get("event") or {}
+            conversation_id, conversation = _event_conversation(event)
+            if conversation_id is not None:
+                known = self._visible.get(conversation_id)
+                if conversation is not None and "assignee_id" in conversation:
+                    visible = self._visible_by_assignee(conversation["assignee_id"])
+                elif known is not None:
+                    visible = known
+                else:
+                    exists, assignee_id = await _assignee_of(self.org, conversation_id)
+                    visible = exists and self._visible_by_assignee(assignee_id)
+                self._visible[conversation_id] = visible
+                if not visible:
+                    if known or (known is None and conversation is not None):
+                        await self.send_event(
+                            "conversation_removed", {"conversation_id": conversation_id}
+                        )
+                    return
+        await super().realtime_event(message)
 
     def watched_conversation_ids(self) -> set[int]:
         raise NotImplementedError
@@ -143,6 +218,8 @@ class _ChatBase(RealtimeConsumer):
             after_id=after_id,
             conversation_id=self.sync_conversation_id(),
             limit=limit,
+            user=self.user,
+            role=self.membership.role,
         )
         has_more = len(messages) > limit
         messages = messages[:limit]
@@ -180,14 +257,14 @@ class ChatConsumer(_ChatBase):
         if conversation_id not in self.joined:
             if len(self.joined) >= int(settings.WS_MAX_JOINED_CONVERSATIONS):
                 raise ClientError("too_many_joined", _("Leave a conversation first."))
-            conversation = await _conversation(self.org, conversation_id)
+            conversation = await self._conversation(conversation_id)
             if conversation is None:
                 raise ClientError("not_found", _("Conversation not found."))
             await self._add(realtime.group_for_conversation(self.org.id, conversation_id))
             self.joined.add(conversation_id)
             await self.refresh_lease()
         else:
-            conversation = await _conversation(self.org, conversation_id)
+            conversation = await self._conversation(conversation_id)
             if conversation is None:
                 raise ClientError("not_found", _("Conversation not found."))
         await self.send_event(
@@ -210,8 +287,9 @@ class SessionConsumer(_ChatBase):
     endpoint = "session"
 
     async def authorize(self) -> None:
+        await super().authorize()
         raw = self.scope["url_route"]["kwargs"]["conversation_id"]
-        self.conversation = await _conversation(self.org, raw)
+        self.conversation = await self._conversation(raw)
         if self.conversation is None:
             raise Refused(CloseCode.NOT_FOUND)
         self.conversation_id = self.conversation.id

@@ -16,6 +16,10 @@ def conversation_payload(conversation: Conversation) -> dict[str, Any]:
         "assignee_id": conversation.assignee_id,
         "unread_count": conversation.unread_count,
         "last_message_at": conversation.last_message_at,
+        "handoff_reason": conversation.handoff_reason,
+        "handed_off_at": conversation.handed_off_at,
+        "ai_paused_until": conversation.ai_paused_until,
+        "snooze_until": conversation.snooze_until,
         "updated_at": conversation.updated_at,
     }
 
@@ -29,6 +33,10 @@ def message_payload(message: Message) -> dict[str, Any]:
         "kind": message.kind,
         "text": message.text,
         "status": message.status,
+        "error": message.error,
+        "media_url": message.media_url,
+        "sender_name": message.sender_name,
+        "sender_user_id": message.sender_user_id,
         "created_at": message.created_at,
         "updated_at": message.updated_at,
     }

@@ -7,9 +7,24 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
-from apps.conversations.models import CannedReply, Conversation, Label, Message
+from apps.conversations.models import (
+    CannedReply,
+    Conversation,
+    ConversationNote,
+    Draft,
+    Label,
+    Message,
+)
 from apps.conversations.org_prefs import sees_all
 from apps.orgs.models import Organization
+
+
+def contact_display_name(contact) -> str:
+    """Remark, else nickname (a group's name), else the WeChat id a person chose; never the
+    raw wxid when the platform gave a name."""
+    if contact is None:
+        return ""
+    return contact.remark or contact.nickname or contact.alias or contact.wxid
 
 
 def conversation_list(
@@ -137,11 +152,14 @@ def conversation_inbox(
     last_text = (
         Message.objects.filter(conversation_id=OuterRef("pk")).order_by("-id").values("text")[:1]
     )
+    pending_drafts = Draft.objects.filter(
+        conversation_id=OuterRef("pk"), status=Draft.Status.PENDING
+    )
     order = ["handed_off_at", "id"] if view == "waiting" else ["-last_message_at", "-id"]
     return (
         qs.select_related("account", "contact", "assignee")
         .prefetch_related("labels")
-        .annotate(last_message_text=Subquery(last_text))
+        .annotate(last_message_text=Subquery(last_text), has_drafts=Exists(pending_drafts))
         .order_by(*order)
     )
 
@@ -158,6 +176,95 @@ def message_list(*, org: Organization, conversation_id: int) -> QuerySet[Message
     )
 
 
+def note_list(*, org: Organization, conversation_id: int, limit: int = 500) -> list:
+    """A conversation's private notes, oldest first (the newest ``limit``)."""
+    newest = (
+        ConversationNote.objects.filter(org=org, conversation_id=conversation_id)
+        .select_related("author")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return list(reversed(newest))
+
+
+def customer_panel(*, org: Organization, conversation: Conversation, user=None) -> dict:
+    """What the workspace's right pane shows for a conversation (a bounded number of queries):
+    the contact, its tags (and the organisation's, to pick from), the serving account, the
+    contact's other conversations, this conversation's AI cost, the latest intent/sentiment,
+    and sections registered by other apps (``apps.conversations.workspace.panels``)."""
+    from django.db.models import Sum
+    from django.urls import reverse
+
+    from apps.conversations.workspace import panels
+    from apps.wechat_accounts.models import Tag
+
+    contact = conversation.contact
+    account = conversation.account
+    tags = list(contact.tags.all()) if contact else []
+    all_tags = list(Tag.objects.filter(org=org).order_by("name")[:200])
+    previous = []
+    if contact is not None:
+        previous = list(
+            conversation_list(org=org, user=user)
+            .filter(contact__wxid=contact.wxid)
+            .exclude(pk=conversation.pk)
+            .select_related("account")
+            .order_by("-last_message_at")[:10]
+        )
+    cost = Message.objects.filter(org=org, conversation=conversation).aggregate(
+        total=Sum("ai_cost")
+    )["total"]
+    analysed = (
+        Message.objects.filter(
+            org=org, conversation=conversation, direction=Message.Direction.INBOUND
+        )
+        .exclude(intent="", sentiment="")
+        .order_by("-id")
+        .values("intent", "sentiment", "sentiment_score", "created_at")
+        .first()
+    )
+
+    def tag(t) -> dict:
+        return {"id": t.id, "name": t.name, "color": t.color}
+
+    return {
+        "contact": {
+            "id": contact.id if contact else 0,
+            "wxid": contact.wxid if contact else "",
+            "kind": contact.kind if contact else "",
+            "nickname": contact.nickname if contact else "",
+            "remark": contact.remark if contact else "",
+            "avatar_url": contact.avatar_url if contact else "",
+            "is_blocked": contact.is_blocked if contact else False,
+        },
+        "display_name": contact_display_name(contact),
+        "alias": contact.alias if contact else "",
+        "notes": (contact.attributes or {}).get("notes", "") if contact else "",
+        "account": {"id": account.id, "name": account.name} if account else {},
+        "tags": [tag(t) for t in tags],
+        "all_tags": [tag(t) for t in all_tags],
+        "previous_conversations": [
+            {
+                "id": c.id,
+                "account_name": c.account.name if c.account else "",
+                "status": c.status,
+                "last_message_at": c.last_message_at,
+            }
+            for c in previous
+        ],
+        "ai_cost": str(cost or 0),
+        "latest_analysis": analysed,
+        "sections": panels.customer_sections(org=org, contact=contact),
+        "admin_urls": {
+            "conversation": reverse(
+                "admin:conversations_conversation_change", args=[conversation.id]
+            ),
+            "contact": reverse("admin:wechat_accounts_contact_change", args=[contact.id])
+            if contact
+            else "",
+        },
+    }
+
+
 def canned_reply_list(*, org: Organization, q: str | None = None) -> QuerySet[CannedReply]:
     qs = CannedReply.objects.filter(org=org)
     if q:
@@ -165,7 +272,9 @@ def canned_reply_list(*, org: Organization, q: str | None = None) -> QuerySet[Ca
     return qs
 
 
-def conversation_get_for_ws(*, org: Organization, conversation_id: object) -> Conversation | None:
+def conversation_get_for_ws(
+    *, org: Organization, conversation_id: object, user=None, role: str | None = None
+) -> Conversation | None:
     """The conversation a socket asks for, or None when it is missing, of another organisation,
     or the id is not a positive integer (the consumer answers all three the same way)."""
     try:
@@ -174,7 +283,7 @@ def conversation_get_for_ws(*, org: Organization, conversation_id: object) -> Co
         return None
     if conversation_id <= 0:
         return None
-    return Conversation.objects.filter(org=org, id=conversation_id).first()
+    return conversation_list(org=org, user=user, role=role).filter(id=conversation_id).first()
 
 
 def message_list_changed_since(
@@ -184,6 +293,8 @@ def message_list_changed_since(
     after_id: int | None = None,
     conversation_id: int | None = None,
     limit: int = 500,
+    user=None,
+    role: str | None = None,
 ) -> list[Message]:
     """Messages created or changed after ``since`` (or with an id above ``after_id``), oldest
     change first: what a reconnecting client missed. The database is the truth, pushes are hints.
@@ -193,6 +304,10 @@ def message_list_changed_since(
     queryset = Message.objects.filter(org=org)
     if conversation_id is not None:
         queryset = queryset.filter(conversation_id=conversation_id)
+    if not sees_all(org=org, user=user, role=role):
+        queryset = queryset.filter(
+            conversation__in=conversation_list(org=org, user=user, role=role).values("pk")
+        )
     if since is not None:
         queryset = queryset.filter(Q(updated_at__gt=since) | Q(created_at__gt=since))
         order = ["updated_at", "id"]

@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 
 from apps.conversations import payloads
 from apps.conversations.models import CannedReply, Conversation, Label, Message
+from apps.conversations.org_prefs import auto_return_minutes
 from apps.core import events, realtime
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.core.templating import render_template as core_render_template
@@ -143,10 +144,11 @@ def reply_policy_allows(account: WeChatAccount, message: Message, *, is_group: b
 
 
 def _maybe_resume_ai(conversation: Conversation, now: datetime) -> bool:
-    """A phone reply paused the AI; once the pause is over the AI takes the chat back."""
+    """A phone reply (or an agent's takeover, when the organisation set an auto-return time)
+    paused the AI; once the pause is over the AI takes the chat back."""
     if (
         conversation.mode == Conversation.Mode.HUMAN
-        and conversation.handoff_reason == HandoffReason.PHONE_REPLY
+        and conversation.handoff_reason in (HandoffReason.PHONE_REPLY, HandoffReason.AGENT)
         and conversation.ai_paused_until is not None
         and conversation.ai_paused_until <= now
     ):
@@ -404,6 +406,43 @@ def conversation_handoff(
     return conversation
 
 
+def _take_over_locked(conversation: Conversation, *, user) -> Conversation:
+    """A person works this conversation now: human mode (the AI stays silent until 交回 AI, or
+    the organisation's auto-return time after the last agent message), no longer waiting,
+    assigned to ``user`` when it was unassigned. No handoff notification: the person is here."""
+    now = timezone.now()
+    fields: list[str] = []
+    if conversation.mode != Conversation.Mode.HUMAN or (
+        conversation.handoff_reason != HandoffReason.AGENT
+    ):
+        conversation.mode = Conversation.Mode.HUMAN
+        conversation.handoff_reason = HandoffReason.AGENT
+        conversation.handed_off_at = now
+        fields += ["mode", "handoff_reason", "handed_off_at"]
+    minutes = auto_return_minutes(conversation.org)
+    paused_until = now + timedelta(minutes=minutes) if minutes else None
+    if conversation.ai_paused_until != paused_until:
+        conversation.ai_paused_until = paused_until
+        fields.append("ai_paused_until")
+    if conversation.status in (Conversation.Status.PENDING, Conversation.Status.SNOOZED):
+        conversation.status = Conversation.Status.OPEN
+        conversation.snooze_until = None
+        fields += ["status", "snooze_until"]
+    if conversation.assignee_id is None and user is not None:
+        conversation.assignee = user
+        fields.append("assignee")
+    if fields:
+        _save(conversation, fields)
+        push_conversation_updated(conversation)
+    return conversation
+
+
+@transaction.atomic
+def conversation_take_over(*, org: Organization, conversation_id: int, user) -> Conversation:
+    """接管: the agent takes the conversation from the AI (see ``_take_over_locked``)."""
+    return _take_over_locked(_locked(org, conversation_id), user=user)
+
+
 # -- inbox actions -------------------------------------------------------------------------
 
 
@@ -576,7 +615,10 @@ def agent_reply(
     canned_reply_id: int | None = None,
     client_msg_id: str = "",
 ) -> Message:
-    """An agent's message through the outbound pipeline (queued; delivery is asynchronous)."""
+    """An agent's message through the outbound pipeline (queued; delivery is asynchronous).
+
+    The message takes the conversation over (``_take_over_locked``): the AI does not answer
+    the customer's next message on top of the person."""
     from apps.wechat_accounts.services import send
 
     conversation = (
@@ -613,6 +655,7 @@ def agent_reply(
             client_msg_id=client_msg_id,
             conversation=conversation,
         )
+        conversation = _take_over_locked(_locked(org, conversation.pk), user=user)
         push_new_message(message, conversation)
     return message
 

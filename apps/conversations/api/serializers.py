@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from apps.conversations.models import CannedReply, Conversation, Message
+from apps.conversations.models import CannedReply, Conversation, ConversationNote, Message
+from apps.conversations.selectors import contact_display_name
 from apps.core.api.serializers import OrgScopedPrimaryKeyRelatedField
 from apps.integrations.models import AIApp
 
@@ -23,6 +24,9 @@ class ContactBriefSerializer(serializers.Serializer):
 class ConversationSerializer(serializers.ModelSerializer):
     account_name = serializers.CharField(source="account.name", read_only=True, default="")
     contact = ContactBriefSerializer(read_only=True)
+    display_name = serializers.SerializerMethodField()
+    assignee_name = serializers.SerializerMethodField()
+    has_drafts = serializers.BooleanField(read_only=True, default=False)
     labels = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     last_message_text = serializers.CharField(read_only=True, default="")
     ai_session = serializers.SerializerMethodField()
@@ -34,15 +38,18 @@ class ConversationSerializer(serializers.ModelSerializer):
             "account",
             "account_name",
             "contact",
+            "display_name",
             "status",
             "mode",
             "priority",
             "assignee",
+            "assignee_name",
             "labels",
             "unread_count",
             "last_message_at",
             "last_inbound_at",
             "last_message_text",
+            "has_drafts",
             "snooze_until",
             "ai_app",
             "ai_session",
@@ -58,6 +65,13 @@ class ConversationSerializer(serializers.ModelSerializer):
     def get_ai_session(self, obj: Conversation) -> str:
         return obj.ai_session_state()
 
+    def get_display_name(self, obj: Conversation) -> str:
+        return contact_display_name(obj.contact)
+
+    def get_assignee_name(self, obj: Conversation) -> str:
+        user = obj.assignee
+        return (user.get_full_name() or user.email) if user is not None else ""
+
 
 class ConversationUpdateSerializer(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Conversation.Priority.choices, required=False)
@@ -67,6 +81,8 @@ class ConversationUpdateSerializer(serializers.Serializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    sender_user_name = serializers.SerializerMethodField()
+
     class Meta:
         model = Message
         fields = [
@@ -77,6 +93,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "sender_wxid",
             "sender_name",
             "sender_user",
+            "sender_user_name",
             "kind",
             "text",
             "media_url",
@@ -97,6 +114,10 @@ class MessageSerializer(serializers.ModelSerializer):
             "sent_at",
         ]
         read_only_fields = fields
+
+    def get_sender_user_name(self, obj: Message) -> str:
+        user = obj.sender_user if obj.sender_user_id else None
+        return (user.get_full_name() or user.email) if user is not None else ""
 
 
 class AgentReplySerializer(serializers.Serializer):
@@ -156,3 +177,58 @@ class CannedReplyRenderSerializer(serializers.Serializer):
 
 class RenderedSerializer(serializers.Serializer):
     text = serializers.CharField()
+
+
+class ViewCountsSerializer(serializers.Serializer):
+    mine = serializers.IntegerField()
+    unassigned = serializers.IntegerField()
+    waiting = serializers.IntegerField()
+    ai = serializers.IntegerField()
+    resolved = serializers.IntegerField()
+    all = serializers.IntegerField()
+    unread = serializers.IntegerField()
+
+
+class NoteSerializer(serializers.ModelSerializer):
+    author_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ConversationNote
+        fields = ["id", "conversation", "text", "author", "author_name", "created_at"]
+        read_only_fields = fields
+
+    def get_author_name(self, obj: ConversationNote) -> str:
+        user = obj.author
+        return (user.get_full_name() or user.email) if user is not None else ""
+
+
+class NoteCreateSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=10000)
+
+
+class _TagSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    color = serializers.CharField()
+
+
+class _PreviousConversationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    account_name = serializers.CharField()
+    status = serializers.CharField()
+    last_message_at = serializers.DateTimeField(allow_null=True)
+
+
+class CustomerPanelSerializer(serializers.Serializer):
+    contact = ContactBriefSerializer()
+    display_name = serializers.CharField()
+    alias = serializers.CharField()
+    notes = serializers.CharField()
+    account = serializers.DictField()
+    tags = _TagSerializer(many=True)
+    all_tags = _TagSerializer(many=True)
+    previous_conversations = _PreviousConversationSerializer(many=True)
+    ai_cost = serializers.CharField()
+    latest_analysis = serializers.DictField(allow_null=True)
+    sections = serializers.DictField()
+    admin_urls = serializers.DictField()

@@ -16,6 +16,7 @@ from apps.accounts.models import User
 from apps.conversations import selectors, services
 from apps.conversations.api import serializers as s
 from apps.conversations.models import CannedReply, Conversation
+from apps.conversations.workspace import services as workspace_services
 from apps.core.api.pagination import CursorPagination
 from apps.core.api.views import OrgScopedReadOnlyViewSet, OrgScopedViewSet
 from apps.core.exceptions import ApplicationError, NotFoundError
@@ -51,7 +52,18 @@ INBOX_FILTERS = [
     OpenApiParameter("unread", OpenApiTypes.BOOL),
     OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
     OpenApiParameter("q", OpenApiTypes.STR, description="search message text and contact names"),
+    OpenApiParameter(
+        "view",
+        OpenApiTypes.STR,
+        enum=list(selectors.INBOX_VIEWS),
+        description="workspace view: mine, unassigned, waiting (oldest first), ai, resolved, all",
+    ),
 ]
+
+
+def _role(request) -> str | None:
+    membership = getattr(request, "membership", None)
+    return membership.role if membership is not None else None
 
 
 @extend_schema(parameters=INBOX_FILTERS)
@@ -66,8 +78,12 @@ class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
             return Conversation.objects.none()
         request = self.request
         params = request.query_params
+        role = _role(request)
         if self.action != "list":
-            return selectors.conversation_inbox(org=request.org, user=request.user)
+            return selectors.conversation_inbox(org=request.org, user=request.user, role=role)
+        view = params.get("view") or None
+        if view and view not in selectors.INBOX_VIEWS:
+            raise _invalid("view", _("Unknown view."))
         statuses = params.get("status") or ""
         for value in filter(None, statuses.split(",")):
             if value not in Conversation.Status.values:
@@ -86,13 +102,22 @@ class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
             unread_value = unread.lower() in ("true", "1")
         since = None
         if params.get("updated_since"):
-            since = parse_datetime(params["updated_since"])
+            try:
+                since = parse_datetime(params["updated_since"])
+                # An offset of +99:00 matches the pattern but names no time zone; year 9999
+                # with a negative offset overflows once converted to UTC.
+                if since is not None and since.utcoffset() is not None:
+                    since - since.utcoffset()  # noqa: B018 - raises OverflowError
+            except (ValueError, OverflowError):
+                since = None
             if since is None:
                 raise _invalid("updated_since", _("Use an ISO-8601 date and time."))
             since = make_aware(since) if is_naive(since) else since
         return selectors.conversation_inbox(
             org=request.org,
             user=request.user,
+            role=role,
+            view=view,
             status=statuses or None,
             mode=mode,
             assignee=assignee,
@@ -105,8 +130,13 @@ class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
 
     def _reply(self, conversation_id: int) -> Response:
         conversation = selectors.conversation_get(
-            org=self.request.org, conversation_id=conversation_id
+            org=self.request.org,
+            conversation_id=conversation_id,
+            user=self.request.user,
+            role=_role(self.request),
         )
+        if conversation is None:  # assigned away from an agent who sees only their own
+            raise NotFoundError(_("Conversation not found."))
         return Response(
             s.ConversationSerializer(conversation, context=self.get_serializer_context()).data
         )
@@ -158,6 +188,73 @@ class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
         )
         message.refresh_from_db()
         return Response(s.MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        responses=s.ViewCountsSerializer,
+        parameters=[],
+        summary="How many conversations each workspace view holds",
+    )
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
+    def counts(self, request):
+        counts = selectors.conversation_view_counts(
+            org=request.org, user=request.user, role=_role(request)
+        )
+        return Response(counts)
+
+    @extend_schema(methods=["GET"], parameters=[], responses=s.NoteSerializer(many=True))
+    @extend_schema(
+        methods=["POST"], request=s.NoteCreateSerializer, responses={201: s.NoteSerializer}
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def notes(self, request, pk=None):
+        conversation = self.get_object()
+        if request.method == "GET":
+            notes = selectors.note_list(org=request.org, conversation_id=conversation.pk)
+            return Response(s.NoteSerializer(notes, many=True).data)
+        data = s.NoteCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = workspace_services.note_create(
+            org=request.org,
+            conversation_id=conversation.pk,
+            user=request.user,
+            role=_role(request),
+            text=data.validated_data["text"],
+        )
+        return Response(s.NoteSerializer(note).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=s.ConversationSerializer)
+    @action(detail=True, methods=["post"])
+    def takeover(self, request, pk=None):
+        """接管: a person works the conversation now; the AI stays silent until handed back."""
+        conversation = self.get_object()
+        services.conversation_take_over(
+            org=request.org, conversation_id=conversation.pk, user=request.user
+        )
+        return self._reply(conversation.pk)
+
+    @extend_schema(request=None, responses={202: s.MessageSerializer})
+    @action(detail=True, methods=["post"], url_path=r"messages/(?P<message_id>\d+)/resend")
+    def resend(self, request, pk=None, message_id=None):
+        """Send a failed message again (a new message; the failed one stays as the record)."""
+        conversation = self.get_object()
+        message = workspace_services.message_resend(
+            org=request.org, message_id=int(message_id), user=request.user, role=_role(request)
+        )
+        if message.conversation_id != conversation.pk:
+            raise NotFoundError(_("Message not found."))
+        message.refresh_from_db()
+        return Response(s.MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=s.CustomerPanelSerializer)
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def customer(self, request, pk=None):
+        """The workspace's customer pane: the contact, tags, account, previous conversations,
+        this conversation's AI cost, and sections other apps add (SOP enrolments)."""
+        conversation = self.get_object()
+        return Response(
+            selectors.customer_panel(org=request.org, conversation=conversation, user=request.user)
+        )
 
     @extend_schema(request=s.HandoffSerializer, responses=s.ConversationSerializer)
     @action(detail=True, methods=["post"])
