@@ -19,6 +19,7 @@ from apps.billing.models import (
     UsageMonthly,
 )
 from apps.core import events
+from apps.core.exceptions import ApplicationError, PermissionDeniedError
 from tests.billing.factories import BudgetFactory, ModelPriceFactory
 from tests.orgs.factories import OrganizationFactory
 
@@ -366,7 +367,7 @@ def test_budget_validation(org, make_member, outsider):
     with pytest.raises(Exception) as excinfo:
         services.budget_create(org=org, scope=Budget.Scope.USER, token_limit=5)
     assert "user" in str(excinfo.value)
-    with pytest.raises(services.ApplicationError):
+    with pytest.raises(ApplicationError):
         services.budget_create(org=org, scope=Budget.Scope.USER, user=outsider, token_limit=5)
     with pytest.raises(Exception) as excinfo:
         services.budget_create(org=org, token_limit=5, soft_thresholds=[80, 120])
@@ -697,7 +698,7 @@ def test_budget_status_reports_percent_and_projection(org, price):
 
 def test_price_update_rejects_global_price(org):
     global_price = ModelPriceFactory(model="g")
-    with pytest.raises(services.PermissionDeniedError):
+    with pytest.raises(PermissionDeniedError):
         services.price_update(org=org, price_id=global_price.id, input_price_per_1k=1)
     own = services.price_create(
         org=org, provider="GEWE ", model="send_text", unit_price=1, currency="cny"
