@@ -6,18 +6,24 @@
    expires after ``CONVERSATION_AI_LOCK_SECONDS`` so a killed worker cannot block the chat).
    A busy lock re-schedules the task after ``CONVERSATION_AI_BUSY_RETRY_SECONDS``;
 2. reads the customer messages that ask for an answer (``triggers_ai``) newer than
-   ``ai_answered_message_id``; if the newest is younger than the merge window it re-schedules
-   itself for the rest of the window, so quick consecutive messages become one turn;
+   ``ai_answered_message_id``. In a private chat they are answered together; in a group only
+   the oldest asker's consecutive messages are (each member gets their own answer, in order,
+   @-mentioned by display name, looked up on first sight: ``group_names``). If the newest is
+   younger than the merge window the turn re-schedules itself for the rest of the window;
 3. gets or creates the ``AITurn`` keyed by the newest of them: a turn that already finished is
    never run again (redelivered task, retried webhook, second worker);
-4. optional intent / sentiment analysis (strongly negative -> handoff), budget ``reserve``
-   (blocked -> handoff), the AI call with context (the provider session for FastGPT/Dify, the
-   last N messages for OpenAI-compatible apps, names as variables; streamed partials pushed as
-   ``ai_processing_status``), retried per ``CONVERSATION_AI_MAX_ATTEMPTS`` (the client retries
-   transient errors inside each attempt) and then a handoff, ``settle``;
-5. in one transaction: the answer split into WeChat-sized chunks queued in order through the
-   outbound pipeline (idempotency keys ``ai:<turn>:<n>``), the turn marked answered and the
-   conversation's pointer moved. A worker killed before this commit leaves the turn running;
+4. reply mode (``reply_mode_for``: the conversation's override, else the account's): ``off``
+   answers nothing; intent / sentiment analysis by the organisation's mode (strongly negative
+   -> handoff, ``analysis``); the AI call with failover over the conversation's ordered app
+   list (``failover``: per-app retries with backoff, a shared circuit breaker, one budget
+   reservation and one ledger row per app tried; a handoff only when every app failed), with
+   context: the provider session per conversation / group member / app (``sessions``) for
+   FastGPT and Dify, the last N messages for OpenAI-compatible apps; streamed partials pushed as
+   ``ai_processing_status``;
+5. in one transaction: ``auto`` queues the answer in WeChat-sized chunks through the outbound
+   pipeline (idempotency keys ``ai:<turn>:<n>``); ``draft`` stores a ``Draft`` for an agent
+   (``drafts``); the turn records the app that answered and every app tried, and the
+   conversation's pointer moves. A worker killed before this commit leaves the turn running;
    the next attempt redoes the call and the keys make a second queueing impossible.
 """
 
@@ -26,24 +32,24 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.conversations import failover, group_names, sessions
 from apps.conversations.models import AITurn, Conversation, Message
 from apps.conversations.services import (
     HandoffReason,
     _handoff_locked,
     _locked,
     _maybe_resume_ai,
-    push_new_message,
 )
 from apps.core import realtime
 from apps.core.locks import RedisLock
 from apps.core.redis import redis_key
+from apps.integrations.clients import errors as client_errors
 
 logger = logging.getLogger(__name__)
 
@@ -130,25 +136,14 @@ def _status(conversation: Conversation, status: str, **extra: Any) -> None:
     )
 
 
-def _ai_app_for(conversation: Conversation):
-    from apps.integrations.models import AIApp
-    from apps.integrations.selectors import ai_app_default, ai_app_get
+def reply_mode_for(conversation: Conversation) -> str:
+    """auto / draft / off: the conversation's override, else its account's mode."""
+    from apps.wechat_accounts.models import ReplyMode
 
-    for app_id in (
-        conversation.ai_app_id,
-        getattr(conversation.account, "default_ai_app_id", None),
-    ):
-        if app_id:
-            app = ai_app_get(org=conversation.org_id, ai_app_id=app_id)
-            if app is not None and app.enabled:
-                return app
-    return ai_app_default(org=conversation.org_id, purpose=AIApp.Purpose.REPLY)
-
-
-def _analysis_enabled(conversation: Conversation) -> bool:
-    org_settings = getattr(conversation.org, "settings", None) or {}
-    value = org_settings.get("ai_analysis")
-    return settings.CONVERSATION_AI_ANALYSIS_ENABLED if value is None else bool(value)
+    if conversation.reply_mode in ReplyMode.values:
+        return conversation.reply_mode
+    mode = getattr(conversation.account, "reply_mode", "") or ReplyMode.AUTO
+    return mode if mode in ReplyMode.values else ReplyMode.AUTO
 
 
 def _finish_turn(turn: AITurn, status: str, **fields: Any) -> None:
@@ -156,7 +151,9 @@ def _finish_turn(turn: AITurn, status: str, **fields: Any) -> None:
     AITurn.objects.filter(pk=turn.pk).update(**fields)
 
 
-def _handoff(conversation: Conversation, turn: AITurn, last: Message, reason: str, error: str = ""):
+def _handoff(
+    conversation: Conversation, turn: AITurn, last: Message, reason: str, error: str = "", **extra
+):
     """Hand the chat to a person; the customer's messages stay (unanswered by the AI)."""
     with transaction.atomic():
         locked = _locked(conversation.org_id, conversation.pk)
@@ -165,9 +162,24 @@ def _handoff(conversation: Conversation, turn: AITurn, last: Message, reason: st
         if locked.ai_answered_message_id < last.pk:
             locked.ai_answered_message_id = last.pk
             locked.save(update_fields=["ai_answered_message_id", "updated_at"])
-        _finish_turn(turn, AITurn.Status.HANDED_OFF, error=(error or reason)[:500])
+        _finish_turn(turn, AITurn.Status.HANDED_OFF, error=(error or reason)[:500], **extra)
     _status(conversation, "handed_off", reason=reason)
     return "handed_off"
+
+
+def _batch(conversation: Conversation, pending: list[Message]) -> tuple[list[Message], bool]:
+    """The messages this turn answers. In groups only the oldest asker's consecutive messages
+    (different members are never merged: each gets their own answer, in order); the flag says
+    whether other pending messages follow (then there is nothing to wait for)."""
+    if conversation.contact.kind != "group":
+        return pending, False
+    sender = pending[0].sender_wxid
+    batch = []
+    for message in pending:
+        if message.sender_wxid != sender:
+            return batch, True
+        batch.append(message)
+    return batch, False
 
 
 def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
@@ -186,15 +198,22 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
     pending = list(pending_messages(conversation))
     if not pending:
         return "nothing"
-    last = pending[-1]
+    batch, more = _batch(conversation, pending)
+    last = batch[-1]
     wait = settings.CONVERSATION_MERGE_WINDOW_SECONDS - (now - last.created_at).total_seconds()
-    if wait > 0.01:
+    if wait > 0.01 and not more:
         schedule_turn(org_id=org_id, conversation_id=conversation_id, countdown=wait)
         return "merging"
+    is_group = conversation.contact.kind == "group"
+    member_wxid = last.sender_wxid[:128] if is_group else ""
     turn, _created = AITurn.objects.get_or_create(
         conversation=conversation,
         last_message=last,
-        defaults={"org_id": org_id, "question": _question(conversation, pending)[:10000]},
+        defaults={
+            "org_id": org_id,
+            "question": _question(conversation, batch)[:10000],
+            "member_wxid": member_wxid,
+        },
     )
     if turn.status != AITurn.Status.RUNNING:
         Conversation.objects.filter(pk=conversation.pk, ai_answered_message_id__lt=last.pk).update(
@@ -202,99 +221,183 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
         )
         return "duplicate"
     AITurn.objects.filter(pk=turn.pk).update(attempts=turn.attempts + 1)
-    ai_app = _ai_app_for(conversation)
-    if ai_app is None:
+    mode = reply_mode_for(conversation)
+    if mode == "off":
+        Conversation.objects.filter(pk=conversation.pk, ai_answered_message_id__lt=last.pk).update(
+            ai_answered_message_id=last.pk
+        )
+        _finish_turn(turn, AITurn.Status.SKIPPED, error="reply mode off")
+        return "off"
+    apps = failover.ai_apps_for(conversation)
+    if not apps:
         return _handoff(conversation, turn, last, HandoffReason.NO_AI_APP)
-    AITurn.objects.filter(pk=turn.pk).update(ai_app=ai_app)
+    AITurn.objects.filter(pk=turn.pk).update(ai_app=apps[0])
     _status(conversation, "thinking", turn_id=turn.pk)
 
-    if _analysis_enabled(conversation):
-        negative = _analyse(conversation, ai_app, pending)
-        if negative:
-            return _handoff(conversation, turn, last, HandoffReason.SENTIMENT)
+    member_name = ""
+    if is_group and member_wxid:
+        member_name = group_names.member_display_name(conversation, member_wxid, batch)
+    if _analysis_hands_off(conversation, apps[0], batch):
+        return _handoff(conversation, turn, last, HandoffReason.SENTIMENT)
     lock.extend()
 
-    from apps.billing import services as billing
+    user = _provider_user(conversation, member_wxid)
+    variables = _variables(conversation, batch, member_name)
+    sessions_used: dict[int, str | None] = {}
 
-    messages = _context(conversation, ai_app, pending)
-    model = ai_app.model or ai_app.app_id or ai_app.provider
-    try:
-        reservation = billing.reserve(
-            org=conversation.org,
-            provider=ai_app.provider,
-            model=model,
-            kind="chat",
-            estimated_input_tokens=billing.estimate_tokens(messages),
-            estimated_output_tokens=settings.CONVERSATION_AI_RESERVE_OUTPUT_TOKENS,
-            request_id=f"ai-turn-{turn.pk}",
-            wechat_account_id=conversation.account_id,
-            conversation_id=conversation.pk,
-        )
-    except billing.BudgetExceeded as exc:
-        return _handoff(conversation, turn, last, HandoffReason.BUDGET, str(exc))
+    def build_messages(ai_app) -> list[dict]:
+        return _context(conversation, ai_app, batch)
 
-    result, error = _call_with_attempts(conversation, ai_app, messages, lock)
-    if result is None or not result.text.strip():
-        billing.release(reservation=reservation)
+    def call(ai_app, messages):
+        session = sessions.session_for(conversation, member_wxid=member_wxid, ai_app=ai_app)
+        lock.extend()
+        client = failover.app_client(ai_app)
+        try:
+            result = _call_app(conversation, ai_app, client, messages, session, user, variables)
+        except client_errors.ConversationNotFound:
+            # The provider forgot the session (Dify 404): start a new one, once.
+            session = sessions.new_provider_session_id(
+                conversation, ai_app=ai_app, member_wxid=member_wxid
+            )
+            result = _call_app(conversation, ai_app, client, messages, session, user, variables)
+        if ai_app.provider == "fastgpt" and not result.provider_conversation_id and session:
+            from dataclasses import replace
+
+            result = replace(result, provider_conversation_id=session)
+        sessions_used[ai_app.pk] = result.provider_conversation_id
+        return result
+
+    def on_failover(next_app, error: str) -> None:
+        _status(conversation, "failover", turn_id=turn.pk, next_ai_app=next_app.name)
+
+    outcome = failover.call_with_failover(
+        conversation=conversation,
+        turn=turn,
+        apps=apps,
+        build_messages=build_messages,
+        call=call,
+        on_failover=on_failover,
+        heartbeat=lock.extend,
+    )
+    record = {"failovers": outcome.failovers, "app_attempts": outcome.attempts}
+    if outcome.budget_error:
         return _handoff(
-            conversation, turn, last, HandoffReason.AI_FAILED, error or "empty AI answer"
+            conversation, turn, last, HandoffReason.BUDGET, outcome.budget_error, **record
         )
-    try:
-        ledger = billing.settle(
-            reservation=reservation,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            provider_cost=result.provider_cost,
-            provider_currency=result.currency or "",
+    if outcome.result is None:
+        _status(conversation, "failed", error=outcome.error[:200])
+        return _handoff(
+            conversation,
+            turn,
+            last,
+            HandoffReason.AI_FAILED,
+            outcome.error or "no AI app answered",
+            **record,
         )
-        cost = ledger.cost
-    except Exception:  # noqa: BLE001 - the answer exists; billing can be reconciled
-        logger.exception("ai: settling turn %s failed", turn.pk)
-        cost = None
-    return _deliver(conversation, turn, last, ai_app, result, cost)
+    sessions.session_touch(
+        conversation,
+        member_wxid=member_wxid,
+        ai_app=outcome.ai_app,
+        provider_conversation_id=sessions_used.get(outcome.ai_app.pk),
+    )
+    return _deliver(
+        conversation,
+        turn,
+        last,
+        outcome,
+        mode=mode,
+        member_wxid=member_wxid,
+        member_name=member_name,
+    )
 
 
-def _deliver(conversation, turn, last, ai_app, result, cost) -> str:
-    from apps.wechat_accounts.services import send
+def _provider_user(conversation: Conversation, member_wxid: str) -> str:
+    """The provider's end-user id: stable per customer, per member in groups (Dify
+    conversations belong to one ``user``)."""
+    base = f"{conversation.org_id}:{conversation.account_id}:{conversation.contact.wxid}"
+    return f"{base}:{member_wxid}" if member_wxid else base
 
-    chunks = split_reply(result.text, settings.CONVERSATION_REPLY_CHUNK_CHARS)
+
+def _call_app(conversation, ai_app, client, messages, session, user, variables):
+    from apps.integrations import services as integrations
+
+    if ai_app.streaming:
+        last_push = [0.0]
+
+        def partial(text: str) -> None:
+            now = time.monotonic()
+            if now - last_push[0] >= settings.CONVERSATION_STREAM_PUSH_INTERVAL:
+                last_push[0] = now
+                _status(conversation, "streaming", text=text)
+
+        stream = integrations.ai_chat_stream(
+            ai_app=ai_app,
+            messages=messages,
+            conversation_id=session,
+            user=user,
+            variables=variables,
+            client=client,
+        )
+        return failover.stream_text(stream, partial)
+    return integrations.ai_chat(
+        ai_app=ai_app,
+        messages=messages,
+        conversation_id=session,
+        user=user,
+        variables=variables,
+        client=client,
+    )
+
+
+def _deliver(conversation, turn, last, outcome, *, mode, member_wxid, member_name) -> str:
+    from apps.conversations.drafts import draft_create_locked
+    from apps.conversations.reply_send import send_reply
+
+    result, ai_app, cost = outcome.result, outcome.ai_app, outcome.cost
     now = timezone.now()
+    record = {
+        "ai_app": ai_app,
+        "failovers": outcome.failovers,
+        "app_attempts": outcome.attempts,
+    }
     with transaction.atomic():
         locked = _locked(conversation.org_id, conversation.pk)
         if locked.mode != Conversation.Mode.AI:
             # A person took over while the AI was thinking: their word wins.
-            _finish_turn(turn, AITurn.Status.SKIPPED, answer=result.text, error="taken over")
-            return "taken_over"
-        at_wxids = None
-        if conversation.contact.kind == "group" and last.sender_wxid:
-            at_wxids = [last.sender_wxid]
-            name = last.sender_name or last.sender_wxid
-            chunks[0] = f"@{name}\u2005{chunks[0]}"
-        for index, chunk in enumerate(chunks):
-            message = send(
-                org=conversation.org,
-                account=conversation.account,
-                to_wxid=conversation.contact.wxid,
-                text=chunk,
-                sender_kind=Message.SenderKind.AI,
-                urgent=True,
-                client_msg_id=f"ai:{turn.pk}:{index}",
-                conversation=locked,
-                at_wxids=at_wxids if index == 0 else None,
+            _finish_turn(
+                turn, AITurn.Status.SKIPPED, answer=result.text, error="taken over", **record
             )
-            fields = {"ai_app": ai_app, "ai_latency_ms": result.latency_ms}
-            if index == 0:
-                fields.update(
-                    ai_input_tokens=result.input_tokens,
-                    ai_output_tokens=result.output_tokens,
-                    ai_cost=cost,
-                )
-            Message.objects.filter(pk=message.pk).update(**fields)
-            for name, value in fields.items():
-                setattr(message, name, value)
-            push_new_message(message, locked)
+            return "taken_over"
+        if mode == "draft":
+            draft_create_locked(
+                conversation=locked,
+                turn=turn,
+                reply_to=last,
+                ai_app=ai_app,
+                text=result.text,
+                mention_wxid=member_wxid,
+                mention_name=member_name,
+            )
+            status = AITurn.Status.DRAFTED
+        else:
+            send_reply(
+                conversation=locked,
+                text=result.text,
+                key_prefix=f"ai:{turn.pk}",
+                sender_kind=Message.SenderKind.AI,
+                mention_wxid=member_wxid,
+                mention_name=member_name,
+                ai_app=ai_app,
+                message_fields={
+                    "ai_latency_ms": result.latency_ms,
+                    "ai_input_tokens": result.input_tokens,
+                    "ai_output_tokens": result.output_tokens,
+                    "ai_cost": cost,
+                },
+            )
+            status = AITurn.Status.ANSWERED
         locked.ai_answered_message_id = max(locked.ai_answered_message_id, last.pk)
-        if result.provider_conversation_id:
+        if result.provider_conversation_id and not member_wxid:
             locked.ai_conversation_id = result.provider_conversation_id[:250]
         locked.ai_last_activity_at = now
         locked.save(
@@ -307,15 +410,23 @@ def _deliver(conversation, turn, last, ai_app, result, cost) -> str:
         )
         _finish_turn(
             turn,
-            AITurn.Status.ANSWERED,
+            status,
             answer=result.text,
             input_tokens=result.input_tokens,
             output_tokens=result.output_tokens,
             cost=cost,
             latency_ms=result.latency_ms,
             error="",
+            **record,
         )
-        data = {"conversation_id": conversation.pk, "status": "done", "turn_id": turn.pk}
+        data = {
+            "conversation_id": conversation.pk,
+            "status": "drafted" if mode == "draft" else "done",
+            "turn_id": turn.pk,
+            "ai_app_id": ai_app.pk,
+            "ai_app": ai_app.name,
+            "failovers": outcome.failovers,
+        }
         transaction.on_commit(
             lambda: realtime.push(
                 "ai_processing_status",
@@ -326,7 +437,7 @@ def _deliver(conversation, turn, last, ai_app, result, cost) -> str:
                 ],
             )
         )
-    return "answered"
+    return "drafted" if mode == "draft" else "answered"
 
 
 # -- context ---------------------------------------------------------------------------------
@@ -365,141 +476,24 @@ def _context(conversation: Conversation, ai_app, pending: list[Message]) -> list
     return messages
 
 
-def _variables(conversation: Conversation, pending: list[Message]) -> dict:
+def _variables(conversation: Conversation, pending: list[Message], member_name: str = "") -> dict:
     contact = conversation.contact
     is_group = contact.kind == "group"
     last = pending[-1]
     return {
-        "customer_name": (_speaker(last) if is_group else contact.display_name) or "",
+        "customer_name": (member_name or _speaker(last) if is_group else contact.display_name)
+        or "",
         "group_name": contact.display_name if is_group else "",
         "account_name": conversation.account.name,
     }
 
 
-def _session_id(conversation: Conversation, ai_app) -> str | None:
-    """The provider conversation to continue, or None / a new FastGPT chatId."""
-    if ai_app.provider == "openai":
-        return None
-    state = conversation.ai_session_state()
-    if conversation.ai_conversation_id and state != Conversation.AISession.EXPIRED:
-        return conversation.ai_conversation_id
-    if ai_app.provider == "fastgpt":  # caller-chosen, unique per app, < 250 chars
-        return f"sa-{conversation.org_id}-{conversation.pk}-{int(time.time())}"
-    return None
+def _analysis_hands_off(conversation: Conversation, reply_app, pending: list[Message]) -> bool:
+    """Intent / sentiment of the newest customer message (by the organisation's analysis
+    mode); True when the sentiment is at or below the organisation's handoff threshold."""
+    from apps.conversations.analysis import analyse_inbound
 
-
-def _call_with_attempts(conversation, ai_app, messages, lock):
-    from apps.integrations import services as integrations
-    from apps.integrations.clients import errors as client_errors
-
-    user = f"{conversation.org_id}:{conversation.account_id}:{conversation.contact.wxid}"
-    pending = list(pending_messages(conversation))
-    variables = _variables(conversation, pending) if pending else {}
-    session = _session_id(conversation, ai_app)
-    error = ""
-    for attempt in range(1, settings.CONVERSATION_AI_MAX_ATTEMPTS + 1):
-        lock.extend()
-        try:
-            if ai_app.streaming:
-                result = _stream(conversation, ai_app, messages, session, user, variables)
-            else:
-                result = integrations.ai_chat(
-                    ai_app=ai_app,
-                    messages=messages,
-                    conversation_id=session,
-                    user=user,
-                    variables=variables,
-                )
-            if ai_app.provider == "fastgpt" and not result.provider_conversation_id and session:
-                from dataclasses import replace
-
-                result = replace(result, provider_conversation_id=session)
-            return result, ""
-        except client_errors.ConversationNotFound:
-            session = _session_id_new(conversation, ai_app)
-            error = "provider conversation not found; started a new one"
-        except client_errors.IntegrationError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-            logger.warning(
-                "ai: conversation %s attempt %d failed: %s", conversation.pk, attempt, error
-            )
-            retry = exc.retryable or isinstance(exc, client_errors.UpstreamError)
-            if not retry:
-                break
-        except Exception as exc:  # noqa: BLE001 - e.g. the app was disabled meanwhile
-            error = f"{type(exc).__name__}: {exc}"[:500]
-            logger.exception("ai: conversation %s attempt %d crashed", conversation.pk, attempt)
-            break
-    _status(conversation, "failed", error=error[:200])
-    return None, error
-
-
-def _session_id_new(conversation: Conversation, ai_app) -> str | None:
-    if ai_app.provider == "fastgpt":
-        return f"sa-{conversation.org_id}-{conversation.pk}-{int(time.time() * 1000)}"
-    return None
-
-
-def _stream(conversation, ai_app, messages, session, user, variables):
-    from apps.integrations import services as integrations
-    from apps.integrations.clients.ai import ChatResult, TextReplaced
-
-    text = ""
-    last_push = 0.0
-    result = None
-    stream: Iterator = integrations.ai_chat_stream(
-        ai_app=ai_app, messages=messages, conversation_id=session, user=user, variables=variables
-    )
-    for item in stream:
-        if isinstance(item, ChatResult):
-            result = item
-            break
-        text = str(item) if isinstance(item, TextReplaced) else text + item
-        now = time.monotonic()
-        if now - last_push >= settings.CONVERSATION_STREAM_PUSH_INTERVAL:
-            last_push = now
-            _status(conversation, "streaming", text=text)
-    if result is None:
-        from apps.integrations.clients.errors import StreamBroken
-
-        raise StreamBroken("stream ended without a result", partial_text=text)
-    return result
-
-
-# -- analysis --------------------------------------------------------------------------------
-
-
-def _analyse(conversation: Conversation, reply_app, pending: list[Message]) -> bool:
-    """Record intent and sentiment on the newest customer message; True when the sentiment is
-    strongly negative. Failures are logged and never block the answer."""
-    from apps.integrations.clients.ai import analyze_intent, analyze_sentiment
-    from apps.integrations.models import AIApp
-    from apps.integrations.selectors import ai_app_default
-    from apps.integrations.services import ai_client_for
-
-    text = "\n".join(m.display_text for m in pending)
-    last = pending[-1]
-    fields: dict[str, Any] = {}
-    try:
-        app = ai_app_default(org=conversation.org_id, purpose=AIApp.Purpose.INTENT) or reply_app
-        fields["intent"] = analyze_intent(ai_client_for(app), text).intent[:32]
-    except Exception:  # noqa: BLE001
-        logger.warning("ai: intent analysis failed for conversation %s", conversation.pk)
-    try:
-        app = ai_app_default(org=conversation.org_id, purpose=AIApp.Purpose.SENTIMENT) or reply_app
-        sentiment = analyze_sentiment(ai_client_for(app), text)
-        fields["sentiment"] = sentiment.sentiment[:16]
-        fields["sentiment_score"] = sentiment.score
-    except Exception:  # noqa: BLE001
-        logger.warning("ai: sentiment analysis failed for conversation %s", conversation.pk)
-        sentiment = None
-    if fields:
-        Message.objects.filter(pk=last.pk).update(**fields, updated_at=timezone.now())
-    return (
-        sentiment is not None
-        and not sentiment.fallback
-        and sentiment.score <= settings.CONVERSATION_HANDOFF_SENTIMENT_SCORE
-    )
+    return analyse_inbound(conversation=conversation, reply_app=reply_app, messages=pending)
 
 
 # -- splitting -------------------------------------------------------------------------------

@@ -26,3 +26,12 @@ def core_loop_recover() -> dict:
         "ai_turns": conversations_recover_ai(),
         "snoozed": conversations_wake_snoozed(),
     }
+
+
+@shared_task(soft_time_limit=110, time_limit=120)
+def conversations_lifecycle() -> dict:
+    """Periodic: AI sessions idle/expired, drafts expired, idle conversations auto-resolved
+    (all organisations; idempotent)."""
+    from apps.conversations.lifecycle import conversations_lifecycle_all_orgs
+
+    return conversations_lifecycle_all_orgs()

@@ -18,3 +18,8 @@ alert_raised = Signal()
 contact_added = Signal()
 # kwargs: org_id, contact_id, tag_id (a tag was applied to a contact; SOP relative triggers)
 tag_applied = Signal()
+# kwargs: org_id, ai_app_id, ai_app_name, error (an AI app's circuit breaker opened: it failed
+# AI_BREAKER_FAILURES times within AI_BREAKER_WINDOW_SECONDS; turns fail over past it)
+ai_app_breaker_opened = Signal()
+# kwargs: org_id, ai_app_id, ai_app_name (its probe succeeded: the breaker closed again)
+ai_app_breaker_closed = Signal()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core import events
@@ -160,7 +161,47 @@ def on_alert_raised(
     )
 
 
+def _breaker_fingerprint(ai_app_id) -> str:
+    from apps.monitoring.alerting import fingerprint_for
+
+    return fingerprint_for("service_down", "ai_app", str(ai_app_id), "breaker")
+
+
+@_safe
+def on_ai_app_breaker_opened(sender, *, org_id, ai_app_id, ai_app_name="", error="", **_kwargs):
+    """An AI app's circuit breaker opened: a service-down alert for that app (the AI turns
+    already fail over to the next app)."""
+    from apps.monitoring.alerting import alert_raise
+
+    alert_raise(
+        org=org_id,
+        alert_type="service_down",
+        severity="error",
+        service="ai_app",
+        target=str(ai_app_id),
+        key="breaker",
+        title=_("AI app %(name)s is failing: circuit breaker open") % {"name": ai_app_name},
+        message=_("Replies fail over to the next AI app until a probe succeeds. Last error: %(e)s")
+        % {"e": error or "-"},
+        metadata={"ai_app_id": ai_app_id},
+        source="ai_breaker",
+    )
+
+
+@_safe
+def on_ai_app_breaker_closed(sender, *, org_id, ai_app_id, **_kwargs):
+    from apps.monitoring.models import Alert
+
+    Alert.objects.filter(
+        org_id=org_id, fingerprint=_breaker_fingerprint(ai_app_id), resolved_at__isnull=True
+    ).update(resolved_at=timezone.now(), resolution="auto", updated_at=timezone.now())
+
+
 def connect() -> None:
+    events.ai_app_breaker_opened.connect(on_ai_app_breaker_opened, dispatch_uid="mon-ai-breaker")
+    events.ai_app_breaker_closed.connect(
+        on_ai_app_breaker_closed, dispatch_uid="mon-ai-breaker-closed"
+    )
     events.account_status_changed.connect(on_account_status_changed, dispatch_uid="mon-account")
     events.conversation_handed_off.connect(on_conversation_handed_off, dispatch_uid="mon-handoff")
     events.budget_threshold_crossed.connect(on_budget_threshold_crossed, dispatch_uid="mon-budget")

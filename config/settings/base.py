@@ -221,6 +221,12 @@ CELERY_BEAT_SCHEDULE["conversations-recover"] = {
     "schedule": 30.0,
     "options": {"expires": 25},
 }
+# conversations (issue 17): AI session lifecycle, draft expiry, auto-resolve of idle chats.
+CELERY_BEAT_SCHEDULE["conversations-lifecycle"] = {
+    "task": "apps.conversations.tasks.conversations_lifecycle",
+    "schedule": 60.0,
+    "options": {"expires": 55},
+}
 # billing: mark reservations left by crashed workers as expired (they stop counting at expiry).
 CELERY_BEAT_SCHEDULE["billing-expire-reservations"] = {
     "task": "apps.billing.tasks.reservations_expire_all_orgs",
@@ -589,6 +595,34 @@ CONVERSATION_AI_ANALYSIS_ENABLED = env.bool("CONVERSATION_AI_ANALYSIS_ENABLED", 
 CONVERSATION_STREAM_PUSH_INTERVAL = env.float("CONVERSATION_STREAM_PUSH_INTERVAL", default=0.2)
 # Unanswered AI-triggering messages older than this are re-scheduled by the recovery task.
 CONVERSATION_AI_RECOVER_SECONDS = env.int("CONVERSATION_AI_RECOVER_SECONDS", default=60)
+# --- AI failover, drafts, group sessions, lifecycle (issue 17, conversations) ------------------
+# Per AI app: attempts and exponential backoff base (seed 004: 3 attempts, 5 s) before the turn
+# fails over to the next app of the account's / organisation's list.
+AI_APP_ATTEMPTS = env.int("AI_APP_ATTEMPTS", default=3)
+AI_APP_RETRY_BASE_SECONDS = env.float("AI_APP_RETRY_BASE_SECONDS", default=5.0)
+AI_APP_RETRY_MAX_SECONDS = env.float("AI_APP_RETRY_MAX_SECONDS", default=20.0)
+# Circuit breaker per AI app (Redis, shared by all workers): opens after AI_BREAKER_FAILURES
+# failures within AI_BREAKER_WINDOW_SECONDS, lets one probe through after the cool-down; a probe
+# whose worker died is handed to the next caller after AI_BREAKER_PROBE_SECONDS.
+AI_BREAKER_FAILURES = env.int("AI_BREAKER_FAILURES", default=5)
+AI_BREAKER_WINDOW_SECONDS = env.float("AI_BREAKER_WINDOW_SECONDS", default=60)
+AI_BREAKER_COOLDOWN_SECONDS = env.float("AI_BREAKER_COOLDOWN_SECONDS", default=30)
+AI_BREAKER_PROBE_SECONDS = env.float("AI_BREAKER_PROBE_SECONDS", default=120)
+# Defaults of the organisation settings (apps.conversations.ai_settings) of the lifecycle:
+# a group member's provider session restarts after this idle time (seed 004: per hour).
+CONVERSATION_GROUP_SESSION_IDLE_SECONDS = env.int(
+    "CONVERSATION_GROUP_SESSION_IDLE_SECONDS", default=3600
+)
+CONVERSATION_DRAFT_EXPIRY_MINUTES = env.int("CONVERSATION_DRAFT_EXPIRY_MINUTES", default=120)
+CONVERSATION_AUTO_RESOLVE_IDLE_DAYS = env.int("CONVERSATION_AUTO_RESOLVE_IDLE_DAYS", default=7)
+# Group member / group names are looked up at the platform at most this often per group.
+CONVERSATION_GROUP_NAMES_REFRESH_SECONDS = env.int(
+    "CONVERSATION_GROUP_NAMES_REFRESH_SECONDS", default=3600
+)
+# Analysis backfill: calls in flight at once (the seed's batch limit is 10).
+CONVERSATION_ANALYSIS_BATCH_CONCURRENCY = env.int(
+    "CONVERSATION_ANALYSIS_BATCH_CONCURRENCY", default=10
+)
 # Benchmarks only: serve a bare JSON endpoint at /bench/bare/ to compare webhook throughput.
 BENCH_BARE_ENDPOINT = env.bool("BENCH_BARE_ENDPOINT", default=False)
 
