@@ -39,6 +39,30 @@ def demo_options() -> dict[str, dict]:
     }
 
 
+# The demo's AI answers (``manage.py simulate``): a question containing the key gets the value;
+# anything else is answered "echo: <question>".
+DEMO_AI_CANNED = {
+    "你好": "您好！我是销售小王的 AI 助手 😊 我们主营实木地板和全屋软装，请问您想了解哪方面？",
+    "多少钱": "三居室按 90㎡ 估算，橡木多层实木地板含安装约 1.8–2.4 万元；告诉我面积，我帮您细算。",
+    "价格": "现在下单享 9 折，还送踢脚线和免费上门量房。方便说一下房子面积吗？",
+    "地址": "门店在深圳市南山区科技园中区 8 号，周一至周日 9:00–21:00，欢迎来体验～",
+    "量房": "好的，已为您登记免费上门量房，师傅会提前一天电话联系您确认时间。",
+    "团购": "8 户以上团购可享 9 折并免费出设计方案，请问大家主要看哪个系列？",
+}
+
+
+def run_options() -> dict[str, dict]:
+    """Options of the long-running simulators (``manage.py simulate``, so ``make run``): a QR
+    login confirms itself after ``SIMULATOR_LOGIN_CONFIRM_SECONDS``, the AI has demo answers."""
+    delay = getattr(settings, "SIMULATOR_LOGIN_CONFIRM_SECONDS", 5.0)
+    return {
+        "gewe": {"login_delay": delay},
+        "ecloud": {"login_delay": delay},
+        "openai": {"canned": DEMO_AI_CANNED},
+        "dashscope": {"canned": DEMO_AI_CANNED},
+    }
+
+
 def simulator_url(name: str, *, host: str | None = None, port: int | None = None) -> str:
     """The client base URL of simulator ``name`` at its configured (or given) port."""
     host = host or settings.SIMULATOR_HOST
@@ -55,7 +79,8 @@ def start(
 ) -> SimulatorHandle:
     names = [name for name in (only or available_simulators())]
     opts = demo_options()
-    opts.update(options or {})
+    for name, extra in (options or {}).items():
+        opts[name] = {**opts.get(name, {}), **extra}
     return start_simulators(
         host, ports or {}, only=names, options={k: v for k, v in opts.items() if k in names}
     )

@@ -39,7 +39,9 @@ class Command(BaseCommand):
             if name not in available or not value.isdigit():
                 raise CommandError(f"--port expects NAME=PORT with NAME in {available}")
             ports[name] = int(value)
-        handle = simulation.start(host=host, ports=ports, only=only or available)
+        handle = simulation.start(
+            host=host, ports=ports, only=only or available, options=simulation.run_options()
+        )
         for name, url in handle.urls.items():
             self.stdout.write(f"{name:10s} {url}")
         self.stdout.write(
@@ -49,6 +51,11 @@ class Command(BaseCommand):
             f"OpenAI key {simulation.DEMO_OPENAI_KEY}, "
             f"DashScope key {simulation.DEMO_DASHSCOPE_KEY}, "
             f"FastGPT key {simulation.DEMO_FASTGPT_KEY}, Dify key {simulation.DEMO_DIFY_KEY}"
+        )
+        self.stdout.write(
+            "QR logins confirm themselves after "
+            f"{simulation.run_options()['gewe']['login_delay']:g} s "
+            "(SIMULATOR_LOGIN_CONFIRM_SECONDS)."
         )
         self.stdout.write("Simulators running; press Ctrl-C to stop.")
         self.stdout.flush()
