@@ -232,6 +232,27 @@ class Message(OrgScopedModel):
     call_started_at = models.DateTimeField(_("platform call started at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
+    # -- media (apps.media): the stored file of an image / voice / video / file message --------
+    class MediaStatus(models.TextChoices):
+        NONE = "", _("No media")
+        PENDING = "pending", _("Fetching media")
+        READY = "ready", _("Media ready")
+        FAILED = "failed", _("Media fetch failed")
+
+    media_file = models.ForeignKey(
+        "media.MediaFile",
+        verbose_name=_("media file"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    media_status = models.CharField(
+        _("media status"), max_length=16, choices=MediaStatus.choices, blank=True, default=""
+    )
+    media_error = models.CharField(_("media error"), max_length=300, blank=True)
+    media_attempts = models.PositiveSmallIntegerField(_("media fetch attempts"), default=0)
+
     # -- inbound details ---------------------------------------------------------------------
     # In groups: who wrote it (the customer of a private chat is the conversation's contact).
     sender_wxid = models.CharField(_("sender wxid"), max_length=128, blank=True)
