@@ -176,7 +176,7 @@ def on_ai_app_breaker_opened(sender, *, org_id, ai_app_id, ai_app_name="", error
     alert_raise(
         org=org_id,
         alert_type="service_down",
-        severity="error",
+        severity="high",
         service="ai_app",
         target=str(ai_app_id),
         key="breaker",
