@@ -51,6 +51,7 @@ PROJECT_APPS = [
     "apps.conversations",
     "apps.sop",
     "apps.monitoring",
+    "apps.reports",
 ]
 INSTALLED_APPS = [
     "daphne",
@@ -232,6 +233,17 @@ CELERY_BEAT_SCHEDULE["billing-expire-reservations"] = {
     "task": "apps.billing.tasks.reservations_expire_all_orgs",
     "schedule": 60.0,
     "options": {"expires": 55},
+}
+# reports: recompute the figures that changed (per org), and nightly the last days from scratch.
+CELERY_BEAT_SCHEDULE["reports-refresh"] = {
+    "task": "apps.reports.tasks.reports_refresh_all_orgs",
+    "schedule": float(env.int("REPORTS_REFRESH_SECONDS", default=60)),
+    "options": {"expires": max(1, env.int("REPORTS_REFRESH_SECONDS", default=60) - 5)},
+}
+CELERY_BEAT_SCHEDULE["reports-rebuild-recent"] = {
+    "task": "apps.reports.tasks.reports_rebuild_recent",
+    "schedule": 86400.0,
+    "options": {"expires": 3600},
 }
 
 # --- Auth and API -------------------------------------------------------------------------------
@@ -631,6 +643,14 @@ BENCH_BARE_ENDPOINT = env.bool("BENCH_BARE_ENDPOINT", default=False)
 API_THROTTLE_USER_RATE = env.str("API_THROTTLE_USER_RATE", default="1200/min")
 API_THROTTLE_ORG_RATE = env.str("API_THROTTLE_ORG_RATE", default="6000/min")
 API_THROTTLE_ANON_RATE = env.str("API_THROTTLE_ANON_RATE", default="300/min")
+
+# --- Reports (apps.reports) ---------------------------------------------------------------------
+# SOP deliveries change status by bulk update (no signal): each refresh looks back this far.
+REPORTS_SOP_LOOKBACK_SECONDS = env.int("REPORTS_SOP_LOOKBACK_SECONDS", default=600)
+# The nightly rebuild recomputes this many recent days of every organisation.
+REPORTS_REBUILD_RECENT_DAYS = env.int("REPORTS_REBUILD_RECENT_DAYS", default=3)
+# The longest range one report request may cover (days).
+REPORTS_MAX_RANGE_DAYS = env.int("REPORTS_MAX_RANGE_DAYS", default=366)
 
 # --- Logging ------------------------------------------------------------------------------------
 # LOG_FORMAT: "text" (readable, the local default) or "json" (one object per line, the production

@@ -1,0 +1,663 @@
+"""Reads of the reports app: every figure of every report, from the derived tables only.
+
+Counters are sums of ``DailyStat`` rows; percentiles come from ``ConversationCycle`` rows
+(``percentile_cont`` on PostgreSQL, the same linear interpolation in Python elsewhere). Live
+figures ("still waiting", "assigned open conversations now") read the current state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection
+from django.db.models import Aggregate, Count, FloatField, Q, QuerySet, Sum
+
+from apps.orgs.models import Organization
+from apps.reports.models import (
+    COUNTERS,
+    HANDOFF_REASONS,
+    MONEY,
+    ConversationCycle,
+    DailyStat,
+    SopStepDaily,
+)
+
+CLOCKS = {
+    "first_ai_response": "first_ai_seconds",
+    "first_human_response": "first_human_seconds",
+    "handoff_wait": "handoff_wait_seconds",
+    "resolution": "resolution_seconds",
+}
+PERCENTILES = (0.5, 0.9)
+CENT = Decimal("0.01")
+MILLICENT = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """What a report covers: the organisation, local days ``start``..``end`` (inclusive) and
+    optional dimensions. ``agent_id`` is forced to the caller's own id for agents."""
+
+    org: Organization
+    start: dt.date
+    end: dt.date
+    account_id: int | None = None
+    agent_id: int | None = None
+    ai_app_id: int | None = None
+    label_id: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def dims(self) -> dict:
+        out = {}
+        for name in ("account_id", "agent_id", "ai_app_id"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+# -- money and percentiles -------------------------------------------------------------------
+
+
+def money(value, places: Decimal = CENT) -> str:
+    return str(Decimal(value or 0).quantize(places, rounding=ROUND_HALF_UP))
+
+
+def ratio(numerator, denominator, places: Decimal = CENT) -> str | None:
+    if not denominator:
+        return None
+    return money(Decimal(numerator or 0) / Decimal(denominator), places)
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL ``percentile_cont(p) WITHIN GROUP (ORDER BY x)`` (NULLs ignored)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, percentile: float, **extra):
+        super().__init__(expression, percentile=float(percentile), **extra)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Linear interpolation between closest ranks (PostgreSQL's ``percentile_cont``)."""
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    rank = p * (len(values) - 1)
+    low = int(rank)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (rank - low)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def clock_stats(cycles: QuerySet, group_by: str | None = None) -> dict:
+    """p50/p90 and count of every clock, overall or per ``group_by`` value."""
+    if connection.vendor == "postgresql":
+        aggregates = {}
+        for name, column in CLOCKS.items():
+            aggregates[f"{name}__count"] = Count(column)
+            for p in PERCENTILES:
+                aggregates[f"{name}__p{int(p * 100)}"] = PercentileCont(column, p)
+        if group_by is None:
+            return _shape(cycles.order_by().aggregate(**aggregates))
+        rows = cycles.order_by().values(group_by).annotate(**aggregates)
+        return {row[group_by]: _shape(row) for row in rows}
+    columns = list(CLOCKS.values())
+    grouped: dict = defaultdict(lambda: defaultdict(list))
+    fields = [group_by, *columns] if group_by else columns
+    for row in cycles.order_by().values_list(*fields):
+        key = row[0] if group_by else None
+        values = row[1:] if group_by else row
+        for column, value in zip(columns, values, strict=True):
+            if value is not None:
+                grouped[key][column].append(value)
+    result = {}
+    for key, by_column in grouped.items():
+        flat = {}
+        for name, column in CLOCKS.items():
+            values = by_column.get(column, [])
+            flat[f"{name}__count"] = len(values)
+            for p in PERCENTILES:
+                flat[f"{name}__p{int(p * 100)}"] = percentile(values, p)
+        result[key] = _shape(flat)
+    if group_by is None:
+        return result.get(None) or _shape({})
+    return result
+
+
+def _shape(flat: dict) -> dict:
+    return {
+        name: {
+            "count": flat.get(f"{name}__count") or 0,
+            **{
+                f"p{int(p * 100)}": _rounded(flat.get(f"{name}__p{int(p * 100)}"))
+                for p in PERCENTILES
+            },
+        }
+        for name in CLOCKS
+    }
+
+
+# -- querysets -------------------------------------------------------------------------------
+
+
+def daily_stats(f: ReportFilter) -> QuerySet:
+    return DailyStat.objects.filter(
+        org=f.org, day__gte=f.start, day__lte=f.end, label_id=f.label_id or 0, **f.dims()
+    )
+
+
+def cycles(f: ReportFilter) -> QuerySet:
+    qs = ConversationCycle.objects.filter(org=f.org, day__gte=f.start, day__lte=f.end, **f.dims())
+    if f.label_id:
+        qs = qs.filter(conversation__labels__id=f.label_id)
+    return qs
+
+
+_SUMS = {name: Sum(name) for name in [*COUNTERS, *MONEY]}
+
+
+def _totals(qs: QuerySet) -> dict:
+    row = qs.order_by().aggregate(**_SUMS)
+    return {k: (v or (Decimal(0) if k in MONEY else 0)) for k, v in row.items()}
+
+
+def _series(qs: QuerySet, f: ReportFilter, fields: list[str]) -> list[dict]:
+    rows = {
+        row["day"]: row
+        for row in qs.order_by().values("day").annotate(**{k: Sum(k) for k in fields})
+    }
+    out = []
+    day = f.start
+    while day <= f.end:
+        row = rows.get(day, {})
+        out.append({"day": day, **{k: row.get(k) or 0 for k in fields}})
+        day += dt.timedelta(days=1)
+    return out
+
+
+def still_waiting(f: ReportFilter) -> int:
+    """Cycles (started in the range) whose customer is waiting for a person now."""
+    return cycles(f).filter(waiting_since__isnull=False).count()
+
+
+def _cycle_counts(f: ReportFilter) -> dict:
+    return (
+        cycles(f)
+        .order_by()
+        .aggregate(
+            started=Count("id"),
+            fully_automated=Count("id", filter=Q(ai_messages__gt=0, human_messages=0, handoffs=0)),
+            answered_by_ai=Count("id", filter=Q(ai_messages__gt=0)),
+            with_handoff=Count("id", filter=Q(handoffs__gt=0)),
+            resolved=Count("id", filter=Q(resolved_at__isnull=False)),
+        )
+    )
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+def _handoffs(totals: dict) -> dict:
+    return {
+        **{reason: totals[f"handoffs_{reason}"] for reason in HANDOFF_REASONS},
+        "other": totals["handoffs_other"],
+    }
+
+
+def _cost_block(totals: dict, conversations: int) -> dict:
+    total = totals["ai_cost"] + totals["platform_cost"]
+    return {
+        "ai_cost": money(totals["ai_cost"]),
+        "platform_cost": money(totals["platform_cost"]),
+        "total_cost": money(total),
+        "cost_per_conversation": ratio(total, conversations),
+        "cost_per_ai_answer": ratio(
+            totals["ai_cost_answers"], totals["ai_turns_answered"], MILLICENT
+        ),
+    }
+
+
+def overview_report(f: ReportFilter) -> dict:
+    qs = daily_stats(f)
+    totals = _totals(qs)
+    counts = _cycle_counts(f)
+    clocks = clock_stats(cycles(f))
+    return {
+        "summary": {
+            "inbound_messages": totals["inbound_messages"],
+            "conversations_started": totals["conversations_started"],
+            "conversations_resolved": totals["conversations_resolved"],
+            "ai_messages": totals["ai_messages"],
+            "fully_automated": counts["fully_automated"],
+            "handoffs": totals["handoffs"],
+            "still_waiting": still_waiting(f),
+            "first_ai_response_p50": clocks["first_ai_response"]["p50"],
+            "first_human_response_p50": clocks["first_human_response"]["p50"],
+            "handoff_wait_p50": clocks["handoff_wait"]["p50"],
+            "handoff_wait_p90": clocks["handoff_wait"]["p90"],
+            **_cost_block(totals, totals["conversations_started"]),
+        },
+        "series": _series(
+            qs,
+            f,
+            [
+                "inbound_messages",
+                "ai_messages",
+                "agent_messages",
+                "handoffs",
+                "conversations_resolved",
+            ],
+        ),
+    }
+
+
+def conversations_report(f: ReportFilter) -> dict:
+    qs = daily_stats(f)
+    totals = _totals(qs)
+    counts = _cycle_counts(f)
+    return {
+        "summary": {
+            "inbound_messages": totals["inbound_messages"],
+            "conversations_started": totals["conversations_started"],
+            "conversations_resolved": totals["conversations_resolved"],
+            "ai_turns": totals["ai_turns"],
+            "ai_turns_answered": totals["ai_turns_answered"],
+            "ai_messages": totals["ai_messages"],
+            "answered_by_ai": counts["answered_by_ai"],
+            "fully_automated": counts["fully_automated"],
+            "ai_failures": totals["ai_failures"],
+            "handoffs": totals["handoffs"],
+            "still_waiting": still_waiting(f),
+            "drafts_sent": totals["drafts_sent"],
+            "drafts_edited": totals["drafts_edited"],
+            "drafts_discarded": totals["drafts_discarded"],
+        },
+        "handoffs_by_reason": _handoffs(totals),
+        "speed": clock_stats(cycles(f)),
+        "series": _series(
+            qs,
+            f,
+            [
+                "inbound_messages",
+                "conversations_started",
+                "conversations_resolved",
+                "ai_messages",
+                "handoffs",
+            ],
+        ),
+    }
+
+
+def _names(model, ids, attr: str) -> dict[int, str]:
+    ids = [i for i in ids if i]
+    if not ids:
+        return {}
+    return {obj.pk: str(getattr(obj, attr) or obj) for obj in model.objects.filter(pk__in=ids)}
+
+
+def user_names(ids) -> dict[int, str]:
+    from apps.accounts.models import User
+
+    return {
+        u.pk: (u.name or u.email)
+        for u in User.objects.filter(pk__in=[i for i in ids if i]).only("id", "name", "email")
+    }
+
+
+def agents_report(f: ReportFilter) -> dict:
+    """One row per agent: only the org's members (agents and above), plus anyone with figures."""
+    from apps.conversations.models import Conversation
+    from apps.orgs.models import Membership, Role
+
+    stats = {
+        row["agent_id"]: row
+        for row in daily_stats(f)
+        .order_by()
+        .values("agent_id")
+        .annotate(
+            agent_messages=Sum("agent_messages"),
+            phone_messages=Sum("phone_messages"),
+            handoffs=Sum("handoffs"),
+            ai_cost=Sum("ai_cost"),
+            platform_cost=Sum("platform_cost"),
+            drafts_sent=Sum("drafts_sent"),
+            drafts_edited=Sum("drafts_edited"),
+            drafts_discarded=Sum("drafts_discarded"),
+        )
+    }
+    handled = {
+        row["agent_id"]: row["n"]
+        for row in cycles(f)
+        .filter(human_messages__gt=0)
+        .order_by()
+        .values("agent_id")
+        .annotate(n=Count("id"))
+    }
+    clocks = clock_stats(cycles(f), group_by="agent_id")
+    open_now = Conversation.objects.filter(
+        org=f.org,
+        status__in=[Conversation.Status.OPEN, Conversation.Status.PENDING],
+        assignee__isnull=False,
+    )
+    if f.agent_id is not None:
+        open_now = open_now.filter(assignee_id=f.agent_id)
+    if f.account_id is not None:
+        open_now = open_now.filter(account_id=f.account_id)
+    assigned = {
+        row["assignee_id"]: row["n"]
+        for row in open_now.order_by().values("assignee_id").annotate(n=Count("id"))
+    }
+    members = Membership.objects.filter(
+        org=f.org, role__in=[Role.OWNER, Role.ADMIN, Role.MANAGER, Role.AGENT]
+    )
+    if f.agent_id is not None:
+        members = members.filter(user_id=f.agent_id)
+    ids = set(members.values_list("user_id", flat=True))
+    ids |= {i for i in [*stats, *handled, *assigned] if i}
+    if f.agent_id is not None:
+        ids &= {f.agent_id}
+    names = user_names(ids)
+    empty = clock_stats(ConversationCycle.objects.none())
+    rows = []
+    for agent_id in sorted(ids, key=lambda i: names.get(i, "")):
+        s = stats.get(agent_id, {})
+        c = clocks.get(agent_id, empty)
+        rows.append(
+            {
+                "agent_id": agent_id,
+                "agent": names.get(agent_id, ""),
+                "conversations_handled": handled.get(agent_id, 0),
+                "messages_sent": (s.get("agent_messages") or 0) + (s.get("phone_messages") or 0),
+                "first_response_p50": c["first_human_response"]["p50"],
+                "first_response_p90": c["first_human_response"]["p90"],
+                "handoff_wait_p50": c["handoff_wait"]["p50"],
+                "handoff_wait_p90": c["handoff_wait"]["p90"],
+                "handoffs": s.get("handoffs") or 0,
+                "assigned_open": assigned.get(agent_id, 0),
+                "drafts_sent": s.get("drafts_sent") or 0,
+                "drafts_edited": s.get("drafts_edited") or 0,
+                "drafts_discarded": s.get("drafts_discarded") or 0,
+                "cost": money((s.get("ai_cost") or 0) + (s.get("platform_cost") or 0)),
+            }
+        )
+    return {"rows": rows}
+
+
+def accounts_report(f: ReportFilter) -> dict:
+    from apps.wechat_accounts.models import WeChatAccount
+
+    stats = {
+        row["account_id"]: row
+        for row in daily_stats(f)
+        .order_by()
+        .values("account_id")
+        .annotate(
+            **{
+                k: Sum(k)
+                for k in [
+                    "inbound_messages",
+                    "outbound_messages",
+                    "ai_messages",
+                    "agent_messages",
+                    "sop_messages",
+                    "outbound_failed",
+                    "delivery_unknown",
+                    "handoffs",
+                    "offline_seconds",
+                    "ai_cost",
+                    "platform_cost",
+                ]
+            }
+        )
+    }
+    accounts = WeChatAccount.objects.filter(org=f.org)
+    if f.account_id is not None:
+        accounts = accounts.filter(pk=f.account_id)
+    names = dict(accounts.values_list("id", "name"))
+    if f.agent_id is not None or f.ai_app_id is not None or f.label_id:
+        names = {k: v for k, v in names.items() if k in stats}
+    rows = []
+    for account_id, name in sorted(names.items(), key=lambda kv: kv[1]):
+        s = stats.get(account_id, {})
+        rows.append(
+            {
+                "account_id": account_id,
+                "account": name,
+                "messages_in": s.get("inbound_messages") or 0,
+                "messages_out": s.get("outbound_messages") or 0,
+                "ai_messages": s.get("ai_messages") or 0,
+                "agent_messages": s.get("agent_messages") or 0,
+                "sop_messages": s.get("sop_messages") or 0,
+                "send_failures": s.get("outbound_failed") or 0,
+                "delivery_unknown": s.get("delivery_unknown") or 0,
+                "handoffs": s.get("handoffs") or 0,
+                "offline_hours": round((s.get("offline_seconds") or 0) / 3600, 2),
+                "cost": money((s.get("ai_cost") or 0) + (s.get("platform_cost") or 0)),
+            }
+        )
+    return {"rows": rows}
+
+
+def sop_report(f: ReportFilter) -> dict:
+    """Deliveries per plan step (due in the range) and the reply rate within 24 h."""
+    from apps.sop.models import SopPlan, SopStep
+
+    qs = SopStepDaily.objects.filter(org=f.org, day__gte=f.start, day__lte=f.end)
+    if f.account_id is not None:
+        qs = qs.filter(account_id=f.account_id)
+    if f.extra.get("account_ids") is not None:
+        qs = qs.filter(account_id__in=f.extra["account_ids"])
+    grouped = (
+        qs.order_by()
+        .values("plan_id", "step_id")
+        .annotate(
+            sent=Sum("sent"), failed=Sum("failed"), skipped=Sum("skipped"), replied=Sum("replied")
+        )
+    )
+    plans = dict(SopPlan.objects.filter(org=f.org).values_list("id", "name"))
+    steps = {
+        s.pk: s for s in SopStep.objects.filter(org=f.org, id__in=[g["step_id"] for g in grouped])
+    }
+    rows = []
+    for g in grouped:
+        step = steps.get(g["step_id"])
+        rows.append(
+            {
+                "plan_id": g["plan_id"],
+                "plan": plans.get(g["plan_id"], ""),
+                "step_id": g["step_id"],
+                "step": step_label(step),
+                "position": getattr(step, "order", 0) or 0,
+                "sent": g["sent"] or 0,
+                "failed": g["failed"] or 0,
+                "skipped": g["skipped"] or 0,
+                "replied": g["replied"] or 0,
+                "reply_rate": round((g["replied"] or 0) / g["sent"], 4) if g["sent"] else None,
+            }
+        )
+    rows.sort(key=lambda r: (r["plan"], r["position"], r["step_id"]))
+    totals = {k: sum(r[k] for r in rows) for k in ("sent", "failed", "skipped", "replied")}
+    totals["reply_rate"] = round(totals["replied"] / totals["sent"], 4) if totals["sent"] else None
+    return {"summary": totals, "rows": rows}
+
+
+def step_label(step) -> str:
+    if step is None:
+        return ""
+    text = (getattr(step, "text", "") or getattr(step, "title", "") or "").strip()
+    position = getattr(step, "order", None)
+    prefix = f"#{position} " if position is not None else ""
+    return (prefix + text[:40]).strip()
+
+
+def cost_report(f: ReportFilter) -> dict:
+    from apps.integrations.models import AIApp
+
+    qs = daily_stats(f)
+    totals = _totals(qs)
+    by = {}
+    for dim in ("account_id", "agent_id", "ai_app_id"):
+        by[dim] = list(
+            qs.order_by()
+            .values(dim)
+            .annotate(
+                ai_cost=Sum("ai_cost"),
+                platform_cost=Sum("platform_cost"),
+                ai_cost_answers=Sum("ai_cost_answers"),
+                ai_turns_answered=Sum("ai_turns_answered"),
+                conversations=Sum("conversations_started"),
+            )
+        )
+    from apps.wechat_accounts.models import WeChatAccount
+
+    account_names = dict(
+        WeChatAccount.objects.filter(
+            org=f.org, id__in=[r["account_id"] for r in by["account_id"]]
+        ).values_list("id", "name")
+    )
+    app_names = dict(
+        AIApp.objects.filter(
+            org=f.org, id__in=[r["ai_app_id"] for r in by["ai_app_id"]]
+        ).values_list("id", "name")
+    )
+    agent_names = user_names(r["agent_id"] for r in by["agent_id"])
+
+    def shape(rows, key, names, label):
+        out = []
+        for r in rows:
+            if not (r["ai_cost"] or r["platform_cost"]):
+                continue
+            total = (r["ai_cost"] or 0) + (r["platform_cost"] or 0)
+            out.append(
+                {
+                    key: r[key] or None,
+                    label: names.get(r[key], "") if r[key] else "",
+                    "ai_cost": money(r["ai_cost"]),
+                    "platform_cost": money(r["platform_cost"]),
+                    "total_cost": money(total),
+                    "cost_per_conversation": ratio(total, r["conversations"]),
+                    "cost_per_ai_answer": ratio(
+                        r["ai_cost_answers"], r["ai_turns_answered"], MILLICENT
+                    ),
+                }
+            )
+        out.sort(key=lambda row: -Decimal(row["total_cost"]))
+        return out
+
+    series = [
+        {
+            "day": row["day"],
+            "ai_cost": money(row["ai_cost"]),
+            "platform_cost": money(row["platform_cost"]),
+        }
+        for row in _series(qs, f, ["ai_cost", "platform_cost"])
+    ]
+    return {
+        "summary": _cost_block(totals, totals["conversations_started"]),
+        "series": series,
+        "by_account": shape(by["account_id"], "account_id", account_names, "account"),
+        "by_agent": shape(by["agent_id"], "agent_id", agent_names, "agent"),
+        "by_ai_app": shape(by["ai_app_id"], "ai_app_id", app_names, "ai_app"),
+    }
+
+
+REPORTS = {
+    "overview": overview_report,
+    "conversations": conversations_report,
+    "agents": agents_report,
+    "accounts": accounts_report,
+    "sop": sop_report,
+    "cost": cost_report,
+}
+
+
+# -- who may see what ------------------------------------------------------------------------
+
+
+def report_filter_build(
+    *,
+    org: Organization,
+    role: str,
+    user_id: int,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    account: int | None = None,
+    agent: int | None = None,
+    ai_app: int | None = None,
+    label: int | None = None,
+) -> ReportFilter:
+    """The filter of one report request. Agents only ever get their own figures (any other
+    ``agent`` is replaced by their own id; SOP figures of the accounts they own); managers and
+    above the organisation's. Ids of another organisation are refused like unknown ones."""
+    from django.utils import timezone
+    from django.utils.translation import gettext as _
+
+    from apps.conversations.models import Label
+    from apps.core.exceptions import ApplicationError
+    from apps.integrations.models import AIApp
+    from apps.orgs.models import Membership, Role, role_at_least
+    from apps.reports.services import local_day
+    from apps.wechat_accounts.models import WeChatAccount
+
+    errors = {}
+    checks = (
+        ("account", account, WeChatAccount.objects.filter(org=org, pk=account)),
+        ("ai_app", ai_app, AIApp.objects.filter(org=org, pk=ai_app)),
+        ("label", label, Label.objects.filter(org=org, pk=label)),
+        ("agent", agent, Membership.objects.filter(org=org, user_id=agent)),
+    )
+    for name, value, qs in checks:
+        if value is not None and not qs.exists():
+            errors[name] = [_("Unknown in this organisation.")]
+    if errors:
+        raise ApplicationError(_("Invalid data."), fields=errors)
+    end = end or local_day(org, timezone.now())
+    start = start or end - dt.timedelta(days=29)
+    extra = {}
+    if not role_at_least(role, Role.MANAGER):
+        agent = user_id
+        extra["account_ids"] = list(
+            WeChatAccount.objects.filter(org=org, owner_id=user_id).values_list("id", flat=True)
+        )
+    return ReportFilter(
+        org=org,
+        start=start,
+        end=end,
+        account_id=account,
+        agent_id=agent,
+        ai_app_id=ai_app,
+        label_id=label,
+        extra=extra,
+    )
+
+
+def filter_options(f: ReportFilter, *, own_only: bool) -> dict:
+    """Names for the filter pickers of the admin page."""
+    from apps.conversations.models import Label
+    from apps.integrations.models import AIApp
+    from apps.orgs.models import Membership, Role
+    from apps.wechat_accounts.models import WeChatAccount
+
+    members = Membership.objects.filter(
+        org=f.org, role__in=[Role.OWNER, Role.ADMIN, Role.MANAGER, Role.AGENT]
+    )
+    if own_only:
+        members = members.filter(user_id=f.agent_id)
+    agent_names = user_names(members.values_list("user_id", flat=True))
+    return {
+        "accounts": list(
+            WeChatAccount.objects.filter(org=f.org).order_by("name").values_list("id", "name")
+        ),
+        "agents": sorted(agent_names.items(), key=lambda kv: kv[1]),
+        "ai_apps": list(AIApp.objects.filter(org=f.org).order_by("name").values_list("id", "name")),
+        "labels": list(Label.objects.filter(org=f.org).order_by("name").values_list("id", "name")),
+    }
