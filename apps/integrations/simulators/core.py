@@ -147,6 +147,14 @@ def call_with_body(func: Callable[..., Any], body: dict, *, what: str) -> Any:
     return func(**body)
 
 
+def qr_png_data_uri(data: str, *, scale: int = 6) -> str:
+    """A real, scannable QR code of ``data`` as a ``data:image/png;base64,...`` URL (segno:
+    pure Python, no Pillow), as the platforms hand out their login QR codes."""
+    import segno
+
+    return segno.make(data, error="m").png_data_uri(scale=scale, border=2)
+
+
 def json_object(request: Any) -> dict:
     """The request's JSON body as a (copied) object, or a ``ControlError``."""
     if not isinstance(request.json, dict):
