@@ -13,6 +13,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from apps.accounts.models import AuditEvent, User
 from apps.core.exceptions import ApplicationError, ConflictError
+from apps.core.jwt import FAMILY_CLAIM, access_deny, family_revoke, new_refresh_token
 from apps.core.redis import get_redis, redis_key
 
 
@@ -57,7 +58,8 @@ def audit_record(
 
 
 def tokens_for(user: User) -> dict[str, str]:
-    refresh = RefreshToken.for_user(user)
+    """A token pair starting a new session (refresh-token family, see ``apps.core.jwt``)."""
+    refresh = new_refresh_token(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
@@ -154,8 +156,10 @@ def user_login(*, email: str, password: str, ip: str | None = None, request=None
     return tokens_for(user)
 
 
-def user_logout(*, user: User, refresh: str, ip: str | None = None) -> None:
-    """Blacklist the refresh token so it can never be used again."""
+def user_logout(*, user: User, refresh: str, ip: str | None = None, access=None) -> None:
+    """End the session: blacklist the refresh token, revoke its family (every token rotated
+    from the same login) and deny the access token ``access`` (a validated token) until it
+    expires."""
     try:
         token = RefreshToken(refresh)
     except TokenError as exc:
@@ -165,6 +169,9 @@ def user_logout(*, user: User, refresh: str, ip: str | None = None) -> None:
     if str(token.get("user_id")) != str(user.pk):
         raise ApplicationError(_("The refresh token is invalid or expired."), code="token_invalid")
     token.blacklist()
+    family_revoke(token.get(FAMILY_CLAIM) or token.get("jti"), exp=token.get("exp"))
+    if access is not None and hasattr(access, "get"):
+        access_deny(access.get("jti"), exp=access.get("exp"))
     audit_record(
         action=AuditEvent.Action.LOGOUT, org=user.default_org, actor=user, target=user, ip=ip
     )

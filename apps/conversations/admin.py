@@ -4,6 +4,7 @@ inbox of the integrations app (registered here because the core loop owns it).""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
@@ -12,6 +13,7 @@ from apps.conversations.models import AITurn, CannedReply, Conversation, Label, 
 from apps.core.admin import OrgScopedAdmin
 from apps.core.exceptions import ApplicationError
 from apps.integrations.models import WebhookEvent
+from apps.orgs.models import Membership
 
 MESSAGE_FIELDS = (
     "created_at",
@@ -114,8 +116,33 @@ def mark_read(modeladmin, request, queryset):
     )
 
 
+class ConversationAdminForm(forms.ModelForm):
+    """A superuser's choices span every organisation: refuse another one's user or AI app as a
+    form error instead of letting the service fail the save."""
+
+    class Meta:
+        model = Conversation
+        fields = ("priority", "assignee", "labels", "ai_app")
+
+    def clean_assignee(self):
+        assignee = self.cleaned_data.get("assignee")
+        org_id = self.instance.org_id
+        if assignee and not Membership.objects.filter(org_id=org_id, user=assignee).exists():
+            raise forms.ValidationError(
+                _("The assignee is not a member of this conversation's organization.")
+            )
+        return assignee
+
+    def clean_ai_app(self):
+        ai_app = self.cleaned_data.get("ai_app")
+        if ai_app and ai_app.org_id != self.instance.org_id:
+            raise forms.ValidationError(_("The AI app belongs to another organization."))
+        return ai_app
+
+
 @admin.register(Conversation)
 class ConversationAdmin(OrgScopedAdmin):
+    form = ConversationAdminForm
     list_display = (
         "id",
         "contact",

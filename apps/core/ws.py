@@ -98,10 +98,11 @@ class Refused(Exception):
 @database_sync_to_async
 def _user_from_token(raw: str):
     """The active user of a valid access token, else None."""
-    from rest_framework_simplejwt.authentication import JWTAuthentication
     from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 
-    auth = JWTAuthentication()
+    from apps.core.jwt import FamilyJWTAuthentication
+
+    auth = FamilyJWTAuthentication()
     try:
         validated = auth.get_validated_token(raw.encode() if isinstance(raw, str) else raw)
         return auth.get_user(validated)

@@ -69,7 +69,10 @@ class LogoutView(APIView):
         serializer = LogoutSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.user_logout(
-            user=request.user, refresh=serializer.validated_data["refresh"], ip=client_ip(request)
+            user=request.user,
+            refresh=serializer.validated_data["refresh"],
+            ip=client_ip(request),
+            access=request.auth,
         )
         return Response(status=status.HTTP_205_RESET_CONTENT)
 

@@ -25,6 +25,7 @@ from apps.billing.api.serializers import (
 from apps.billing.models import Budget, BudgetAlert, CostLedger, Kind, ModelPrice
 from apps.billing.periods import current_period
 from apps.core import csv_export
+from apps.core.api.filters import IdFilter
 from apps.core.api.pagination import CursorPagination
 from apps.core.api.views import (
     OrgScopedAPIView,
@@ -106,10 +107,10 @@ class LedgerFilter(django_filters.FilterSet):
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     kind = django_filters.ChoiceFilter(choices=Kind.choices)
-    user = django_filters.NumberFilter(field_name="user_id")
-    wechat_account_id = django_filters.NumberFilter()
-    conversation_id = django_filters.NumberFilter()
-    sop_run_id = django_filters.NumberFilter()
+    user = IdFilter(field_name="user_id")
+    wechat_account_id = IdFilter()
+    conversation_id = IdFilter()
+    sop_run_id = IdFilter()
 
     class Meta:
         model = CostLedger
@@ -227,6 +228,23 @@ class CostLedgerViewSet(OrgScopedReadOnlyViewSet):
 
 
 # --- Budgets --------------------------------------------------------------------------------------
+class BudgetFilter(django_filters.FilterSet):
+    user = IdFilter(field_name="user_id")
+    wechat_account_id = IdFilter()
+
+    class Meta:
+        model = Budget
+        fields = ["scope", "action", "is_active", "user", "wechat_account_id"]
+
+
+class BudgetAlertFilter(django_filters.FilterSet):
+    budget = IdFilter(field_name="budget_id")
+
+    class Meta:
+        model = BudgetAlert
+        fields = ["budget", "period", "threshold", "blocked"]
+
+
 class BudgetViewSet(OrgScopedViewSet):
     """Monthly budgets and token quotas: managers read, owners and admins change."""
 
@@ -234,7 +252,7 @@ class BudgetViewSet(OrgScopedViewSet):
     serializer_class = BudgetSerializer
     read_role = Role.MANAGER
     write_role = Role.ADMIN
-    filterset_fields = ["scope", "action", "is_active", "user", "wechat_account_id"]
+    filterset_class = BudgetFilter
     search_fields = ["name"]
     ordering_fields = ["created_at", "scope"]
 
@@ -258,7 +276,7 @@ class BudgetAlertViewSet(OrgScopedReadOnlyViewSet):
     queryset = BudgetAlert.objects.select_related("budget")
     serializer_class = BudgetAlertSerializer
     read_role = Role.MANAGER
-    filterset_fields = ["budget", "period", "threshold", "blocked"]
+    filterset_class = BudgetAlertFilter
     ordering_fields = ["created_at"]
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import django_filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.core.api.filters import IdFilter
 from apps.core.api.views import OrgScopedAPIView, OrgScopedGenericViewSet, OrgScopedViewSet
 from apps.integrations import selectors, services
 from apps.integrations.api.serializers import (
@@ -184,6 +186,16 @@ class FastGPTWorkflowViewSet(AIAppViewSet):
     http_method_names = ["get", "post", "delete", "head", "options"]
 
 
+class IntegrationCallFilter(django_filters.FilterSet):
+    connection = IdFilter(field_name="connection_id")
+    ai_app = IdFilter(field_name="ai_app_id")
+    wechat_account_id = IdFilter(field_name="wechat_account_id")
+
+    class Meta:
+        model = IntegrationCall
+        fields = ["service", "operation", "ok", "connection", "ai_app", "wechat_account_id"]
+
+
 class IntegrationCallViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedGenericViewSet
 ):
@@ -191,7 +203,7 @@ class IntegrationCallViewSet(
 
     queryset = IntegrationCall.objects.all()
     serializer_class = IntegrationCallSerializer
-    filterset_fields = ["service", "operation", "ok", "connection", "ai_app", "wechat_account_id"]
+    filterset_class = IntegrationCallFilter
     ordering_fields = ["at", "latency_ms"]
     ordering = ["-at", "-id"]
 

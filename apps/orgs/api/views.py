@@ -116,7 +116,8 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
             org=request.org,
             actor_membership=request.membership,
             email=serializer.validated_data["email"],
-            role=serializer.validated_data["role"],
+            # The role is optional in the schema: the model's default (agent) applies.
+            role=serializer.validated_data.get("role", Role.AGENT),
         )
         data = InvitationCreatedSerializer(created.invitation).data
         data["token"] = created.token

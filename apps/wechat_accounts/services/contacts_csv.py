@@ -68,10 +68,43 @@ class ImportResult:
     errors: list[dict] = field(default_factory=list)
 
 
-def _read_csv(data: bytes | str) -> csv.DictReader:
+def _decode_csv(data: bytes) -> str:
+    """Text of an uploaded CSV: UTF-8 with or without BOM, else GB18030 (a superset of GBK,
+    Excel's default on Chinese Windows). Anything else, or binary, is refused."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        candidates = ("utf-8-sig",)
+    else:
+        candidates = ("utf-8", "gb18030")
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if _looks_binary(text):
+            break
+        return text
+    raise ApplicationError(
+        _("The file is not a CSV text file (UTF-8 or GBK/GB18030)."),
+        code="invalid_file",
+        fields={"file": [_("Upload a CSV file encoded in UTF-8 or GBK/GB18030.")]},
+    )
+
+
+def _looks_binary(text: str) -> bool:
+    return any(ord(ch) < 32 and ch not in "\t\r\n" for ch in text) or "\x7f" in text
+
+
+def _read_csv(data: bytes | str) -> list[dict]:
     if isinstance(data, bytes):
-        data = data.decode("utf-8-sig")
-    return csv.DictReader(io.StringIO(data))
+        data = _decode_csv(data)
+    elif _looks_binary(data):
+        raise ApplicationError(_("The file is not a CSV text file (UTF-8 or GBK/GB18030)."))
+    try:
+        return list(csv.DictReader(io.StringIO(data)))
+    except csv.Error as exc:
+        raise ApplicationError(
+            _("The CSV file cannot be read: %(error)s") % {"error": exc}, code="invalid_file"
+        ) from None
 
 
 def contacts_import_csv(
