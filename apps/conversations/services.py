@@ -127,13 +127,16 @@ def _policy_allows(policy: str, *, text: str, mentioned: bool, keywords: list[st
     return False
 
 
-def reply_policy_allows(account: WeChatAccount, message: Message, *, is_group: bool) -> bool:
+def reply_policy_allows(
+    account: WeChatAccount, message: Message, *, is_group: bool, contact=None
+) -> bool:
     """The account's reply policy for this customer message (private chats: the private
-    policy, where "mention" means every message; groups: off / @ / keywords / all)."""
+    policy, where "mention" means every message; groups: off / @ / keywords / all, the
+    group's own ``reply_policy`` when set)."""
     keywords = [k for k in (account.reply_keywords or []) if isinstance(k, str)]
     if is_group:
         return _policy_allows(
-            account.group_reply_policy,
+            getattr(contact, "reply_policy", "") or account.group_reply_policy,
             text=message.text,
             mentioned=message.mentions_account,
             keywords=keywords,
@@ -198,6 +201,7 @@ def inbound_message_record(
     and the reply policy allows. Own messages: the echo of our own send is ignored; a message
     the salesperson typed on the phone is recorded as outbound ``phone`` and pauses the AI.
     """
+    from apps.conversations import media as conversation_media
     from apps.wechat_accounts import outbound
     from apps.wechat_accounts import services as wechat
     from apps.wechat_accounts.models import Contact
@@ -272,6 +276,8 @@ def inbound_message_record(
             message.triggers_ai = _should_trigger(
                 conversation, contact, account, message, inbound, now
             )
+    if conversation_media.inbound_media_expected(message):
+        message.media_status = Message.MediaStatus.PENDING  # media: fetched after commit
     # Foreign keys are this transaction's own rows: skip full_clean's per-FK queries.
     exclude = ["org", "conversation", "account", "sender_user", "ai_app"]
     try:
@@ -306,6 +312,9 @@ def inbound_message_record(
     conversation.save(update_fields=[*dict.fromkeys(fields), "updated_at"])
     # One push carries the message and the conversation's new state.
     push_new_message(message, conversation)
+    if message.media_status == Message.MediaStatus.PENDING:
+        media_ids = {"org_id": org.pk, "message_id": message.pk}
+        transaction.on_commit(lambda: conversation_media.schedule_fetch(**media_ids))
     if handoff_reason:
         _handoff_locked(conversation, reason=handoff_reason)
     elif message.triggers_ai:
@@ -319,12 +328,14 @@ def inbound_message_record(
 def _should_trigger(conversation, contact, account, message, inbound, now) -> bool:
     if conversation.mode != Conversation.Mode.AI or contact.is_blocked:
         return False
+    if (conversation.reply_mode or account.reply_mode) == "off":
+        return False  # reply mode off: the AI neither answers nor drafts
     if message.kind != Message.Kind.TEXT or not message.text.strip():
         return False
     created = inbound.created_at
     if created and (now - created).total_seconds() > settings.WEBHOOK_STALE_MESSAGE_SECONDS:
         return False  # history replayed after a re-login: stored, never answered
-    return reply_policy_allows(account, message, is_group=inbound.is_group)
+    return reply_policy_allows(account, message, is_group=inbound.is_group, contact=contact)
 
 
 # -- handoff -------------------------------------------------------------------------------
@@ -546,9 +557,10 @@ def conversation_set_labels(
 
 @transaction.atomic
 def conversation_update(*, org: Organization, conversation_id: int, **fields: Any) -> Conversation:
-    """Change ``priority`` and/or the ``ai_app`` override (an AI app of this organisation,
-    or None for the account's default)."""
-    unknown = set(fields) - {"priority", "ai_app"}
+    """Change ``priority``, the ``ai_app`` override (an AI app of this organisation, or None
+    for the account's default) and/or the ``reply_mode`` override (auto / draft / off, or ""
+    for the account's mode)."""
+    unknown = set(fields) - {"priority", "ai_app", "reply_mode"}
     if unknown:
         raise ApplicationError(_("Unknown fields: %(f)s") % {"f": ", ".join(sorted(unknown))})
     conversation = _locked(org, conversation_id)

@@ -9,6 +9,7 @@ from apps.conversations.models import CannedReply, Conversation, ConversationNot
 from apps.conversations.selectors import contact_display_name
 from apps.core.api.serializers import OrgScopedPrimaryKeyRelatedField
 from apps.integrations.models import AIApp
+from apps.wechat_accounts.models import ReplyMode
 
 
 class ContactBriefSerializer(serializers.Serializer):
@@ -52,6 +53,7 @@ class ConversationSerializer(serializers.ModelSerializer):
             "has_drafts",
             "snooze_until",
             "ai_app",
+            "reply_mode",
             "ai_session",
             "ai_paused_until",
             "handoff_reason",
@@ -75,6 +77,11 @@ class ConversationSerializer(serializers.ModelSerializer):
 
 class ConversationUpdateSerializer(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Conversation.Priority.choices, required=False)
+    reply_mode = serializers.ChoiceField(
+        choices=[("", "")] + list(ReplyMode.choices),
+        required=False,
+        help_text="auto, draft, off, or empty for the WeChat account's mode",
+    )
     ai_app = OrgScopedPrimaryKeyRelatedField(
         queryset=AIApp.objects.all(), required=False, allow_null=True
     )
