@@ -24,14 +24,22 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
 
+from apps.billing.models import Budget
+from apps.billing.selectors import budget_status_list
 from apps.core.redis import get_redis, redis_key
+from apps.orgs.models import Organization
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +95,7 @@ class ProjectCollector:
         yield from self._safe(self._websockets)
         yield from self._safe(self._queues)
         yield from self._safe(self._alerts)
+        yield from self._safe(self._budgets)
 
     def _safe(self, producer):
         try:
@@ -267,6 +276,21 @@ class ProjectCollector:
             gauge.add_metric([row["type"], row["severity"]], row["n"])
         yield gauge
 
+    def _budgets(self):
+        """Budget use this month in percent (the higher of money and tokens), per active
+        organisation-wide budget: the dashboard's "budget use" panel and its alert rules."""
+        gauge = GaugeMetricFamily(
+            "sa_budget_used_percent",
+            "Use of the organisation-wide monthly budget, in percent.",
+            labels=["org"],
+        )
+        org_ids = Budget.objects.filter(scope=Budget.Scope.ORG, is_active=True).values("org_id")
+        for org in Organization.objects.filter(id__in=org_ids).only("id", "slug", "timezone"):
+            for status in budget_status_list(org=org):
+                if status.budget.scope == Budget.Scope.ORG:
+                    gauge.add_metric([org.slug], float(status.percent))
+        yield gauge
+
 
 def _queue_names() -> list[str]:
     names = {getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", None) or "celery"}
@@ -279,6 +303,8 @@ def _queue_names() -> list[str]:
 def render() -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ProjectCollector())
+    # The serving process itself: RSS, CPU seconds, open file descriptors (process_* series).
+    ProcessCollector(registry=registry)
     return generate_latest(registry)
 
 

@@ -119,3 +119,26 @@ def test_exposition_parses_and_counts(client, api_client, org, other_org, metric
     assert _value(families, "sa_open_alerts", type="anomaly", severity="medium") == 1
     # The scrape itself is not counted.
     assert _value(families, "sa_http_requests", "sa_http_requests_total", view="metrics") is None
+
+
+def test_budget_use_and_the_serving_process_are_exposed(client, org, other_org, metrics_settings):
+    from apps.billing.models import Kind
+    from apps.billing.services import record_usage
+    from tests.billing.factories import BudgetFactory
+
+    BudgetFactory(org=org, money_limit=None, token_limit=80)
+    record_usage(
+        org=org,
+        provider="openai",
+        model="qwen-plus",
+        request_id="budget-1",
+        kind=Kind.CHAT,
+        input_tokens=10,
+        output_tokens=10,
+    )
+    families = _families(_scrape(client))
+    assert _value(families, "sa_budget_used_percent", org=org.slug) == pytest.approx(25.0)
+    assert _value(families, "sa_budget_used_percent", org=other_org.slug) is None
+    assert _value(families, "process_resident_memory_bytes") > 0
+    assert _value(families, "process_open_fds") > 0
+    assert _value(families, "process_cpu_seconds", "process_cpu_seconds_total") > 0
