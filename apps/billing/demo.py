@@ -36,13 +36,13 @@ def seed_billing(*, org, owner, stdout) -> None:
     now = timezone.now()
     # Days of this month so far (in the organisation's time zone), at most the last ten.
     local_today = now.astimezone(org.tzinfo).date()
-    days = min(local_today.day, 10)
+    days = min(local_today.day, 6)  # under a week: see apps/monitoring/demo.py
     stamps: dict[str, dt.datetime] = {}
     for i in range(96):
         day = rng.randrange(days)
-        stamp = now - dt.timedelta(days=day, minutes=rng.randrange(1, 600))
+        stamp = now - dt.timedelta(days=day, minutes=rng.randrange(61, 600))
         if stamp.astimezone(org.tzinfo).month != local_today.month:
-            stamp = now - dt.timedelta(minutes=rng.randrange(1, 60))
+            stamp = now - dt.timedelta(minutes=rng.randrange(61, 120))
         is_ai = i % 3 != 2
         request_id = f"{DEMO_REQUEST_PREFIX}{i:03d}"
         services.record_usage(

@@ -109,7 +109,12 @@ def simulator_account_sync(*, account: WeChatAccount, callback: bool = True) -> 
         body = {"appId": account.device_id, "wxid": account.wxid}
     else:
         body = {"wId": account.device_id, "wcId": account.wxid}
-    online = account.status == WeChatAccount.Status.ONLINE
+    # Logged in (even if our last check saw it offline because the simulator had restarted).
+    online = account.status not in (
+        WeChatAccount.Status.PENDING_LOGIN,
+        WeChatAccount.Status.LOGGED_OUT,
+        WeChatAccount.Status.BANNED,
+    )
     body.update(nickname=account.nickname or account.name, online=online, **book)
     device = _control(connection, "POST", "devices", body)
     if callback:

@@ -10,8 +10,15 @@ from .models import Alert
 DEMO_ALERT_TARGET = "demo-ai-latency"
 
 
+# The demo's history spans a few days only; against so thin a baseline the first simulated
+# messages would look like an anomaly. Anomaly detection starts after a week of history.
+DEMO_ANOMALY_MIN_HOURS = 168
+
+
 @demo_seeder
 def seed_monitoring(*, org, owner, stdout) -> None:
+    if alerting.config_get(org=org).anomaly_min_hours < DEMO_ANOMALY_MIN_HOURS:
+        alerting.config_update(org=org, anomaly_min_hours=DEMO_ANOMALY_MIN_HOURS)
     if Alert.objects.filter(org=org, target=DEMO_ALERT_TARGET).exists():
         return
     # source "demo": not one of the evaluated sources, so the checks never auto-resolve it;

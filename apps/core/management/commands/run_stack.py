@@ -64,10 +64,15 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        # The simulators first: they must know the demo account (and our webhook URL) before
+        # beat's first online check asks them, or the account would be marked offline.
+        if "simulators" in commands:
+            children["simulators"] = subprocess.Popen(  # noqa: S603
+                commands.pop("simulators"), env=env, cwd=settings.BASE_DIR
+            )
+            self._sync_simulators(children["simulators"])
         for name, cmd in commands.items():
             children[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)  # noqa: S603
-        if "simulators" in children:
-            self._sync_simulators(children["simulators"])
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nRunning: {', '.join(children)}\n"
@@ -112,7 +117,7 @@ class Command(BaseCommand):
 
     def _sync_simulators(self, process: subprocess.Popen) -> None:
         """Wait for the simulators, then teach them the demo accounts and our webhook URL."""
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90  # the simulators import Django first: slow boxes
         while time.monotonic() < deadline and process.poll() is None:
             try:
                 call_command("simulator_sync", stdout=self.stdout, stderr=self.stderr)
@@ -121,7 +126,7 @@ class Command(BaseCommand):
                 if "not reachable" not in str(exc):
                     self.stderr.write(f"simulator_sync: {exc}")
                     return
-                time.sleep(0.3)
+                time.sleep(0.5)
         self.stderr.write("simulator_sync: the simulators did not come up in time")
 
     def _print_logins(self) -> None:
