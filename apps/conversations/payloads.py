@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.conversations.media import media_payload
 from apps.conversations.models import Conversation, Message
 
 
@@ -35,6 +36,8 @@ def message_payload(message: Message) -> dict[str, Any]:
         "status": message.status,
         "error": message.error,
         "media_url": message.media_url,
+        # media (apps.conversations.media): the stored file and its fetch status, or None.
+        "media": media_payload(message),
         "sender_name": message.sender_name,
         "sender_user_id": message.sender_user_id,
         "created_at": message.created_at,

@@ -35,3 +35,12 @@ def conversations_lifecycle() -> dict:
     from apps.conversations.lifecycle import conversations_lifecycle_all_orgs
 
     return conversations_lifecycle_all_orgs()
+
+
+@shared_task(acks_late=True, soft_time_limit=150, time_limit=180)
+def message_media_fetch(*, org_id: int, message_id: int) -> str:
+    """Download the image / voice / video / file of a received message (idempotent; retries
+    itself with backoff through ``apps.conversations.media.schedule_fetch``)."""
+    from apps.conversations.media import message_media_fetch as fetch
+
+    return fetch(org_id=org_id, message_id=message_id)

@@ -30,6 +30,7 @@ from .wechat import (
     Label,
     LoginQr,
     LoginStatus,
+    Moment,
     SentMessage,
     WeChatPlatformClient,
     chunks,
@@ -66,7 +67,10 @@ class ECloudClient(WeChatPlatformClient):
     """E云管家 client. ``authorization`` comes from ``member_login`` (permanent once made)."""
 
     service = "ecloud"
+    # Posting text, image and link Moments (snsSend, snsSendImage, snsSendUrl); no timeline
+    # listing in this client yet.
     supports_moments = False
+    moment_kinds = frozenset({"text", "image", "link"})
 
     def __init__(
         self,
@@ -241,6 +245,75 @@ class ECloudClient(WeChatPlatformClient):
         extra = {"content": voice_url, "length": int(duration_ms)}
         return self._send("send_voice", "/sendVoice", device_id, to, extra)
 
+    def send_video(
+        self, device_id: str, to: str, video_url: str, *, thumb_url: str, duration_s: int
+    ) -> SentMessage:
+        # [I] field names of /sendVideo: path (video URL) and thumbPath (cover image URL).
+        extra = {"path": video_url, "thumbPath": thumb_url}
+        return self._send("send_video", "/sendVideo", device_id, to, extra)
+
+    # -- downloads of received media ------------------------------------------------------
+
+    def download_media(
+        self, device_id: str, *, kind: str, msg_id: str, xml: str, meta: dict
+    ) -> str:
+        """``getMsgImg`` / ``getMsgVoice`` (documented) and ``getMsgVideo`` / ``getMsgFile``
+        [I: same shape as getMsgImg]; each answers ``data.url`` (valid 7 days)."""
+        body: dict[str, Any] = {"wId": device_id, "msgId": int(msg_id or 0)}
+        if kind == "image":
+            data = self._post("download_image", "/getMsgImg", {**body, "content": xml, "type": 0})
+        elif kind == "voice":
+            body.update(
+                length=int(meta.get("length") or 0),
+                bufId=str(meta.get("bufId") or "0"),
+                fromUser=meta.get("from_user") or "",
+            )
+            data = self._post("download_voice", "/getMsgVoice", body)
+        elif kind == "video":
+            data = self._post("download_video", "/getMsgVideo", {**body, "content": xml})
+        elif kind == "file":
+            data = self._post("download_file", "/getMsgFile", {**body, "content": xml})
+        else:
+            raise NotSupported(f"E云 has no download for {kind}")
+        url = (data or {}).get("url") if isinstance(data, dict) else None
+        if not url:
+            raise BadResponse(f"download {kind}: no url in the answer")
+        return url
+
+    # -- moments ---------------------------------------------------------------------------
+
+    def post_moment_text(self, device_id: str, content: str, **_: Any) -> Moment:
+        data = self._post(
+            "moment_post_text", "/snsSend", {"wId": device_id, "content": content}, idempotent=False
+        )
+        return _moment(data)
+
+    def post_moment_images(self, device_id: str, content: str, image_urls: Sequence[str]) -> Moment:
+        # paths: "url;url" (png/jpg, at most 3 MB each, the platform fetches them).
+        body = {"wId": device_id, "content": content, "paths": ";".join(image_urls)}
+        return _moment(self._post("moment_post_images", "/snsSendImage", body, idempotent=False))
+
+    def post_moment_link(
+        self,
+        device_id: str,
+        content: str,
+        *,
+        title: str,
+        description: str,
+        url: str,
+        thumb_url: str,
+    ) -> Moment:
+        # [I] field names of /snsSendUrl, following /sendUrl.
+        body = {
+            "wId": device_id,
+            "content": content,
+            "title": title,
+            "url": url,
+            "description": description,
+            "thumbUrl": thumb_url,
+        }
+        return _moment(self._post("moment_post_link", "/snsSendUrl", body, idempotent=False))
+
     # -- contacts, groups, labels --------------------------------------------------------
 
     def list_contacts(self, device_id: str) -> ContactList:
@@ -309,6 +382,18 @@ class ECloudClient(WeChatPlatformClient):
         data = self._post("add_label", "/addContactLabel", {"wId": device_id, "labelName": name})
         data = data or {}
         return Label(id_str(data.get("labelId")), data.get("labelName") or name)
+
+
+def _moment(data: Any) -> Moment:
+    if not isinstance(data, dict):
+        raise BadResponse("Moments answer without data")
+    return Moment(
+        moment_id=id_str(data.get("id")),
+        wxid=data.get("userName") or "",
+        nickname=data.get("nickName") or "",
+        create_time=int(data.get("createTime") or 0),
+        raw=data,
+    )
 
 
 def _contact(item: dict) -> Contact:

@@ -71,12 +71,20 @@ class GeWeClient(WeChatPlatformClient):
     service = "gewe"
 
     def __init__(
-        self, base_url: str, token: str | None = None, *, hosted: bool = False, **kwargs: Any
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        hosted: bool = False,
+        download_base: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(base_url, **kwargs)
         self.token = token
         self.hosted = hosted
         self.supports_moments = hosted
+        self.moment_kinds = frozenset({"text", "image", "link"}) if hosted else frozenset()
+        self.download_base = (download_base or default_download_base(self.base_url)).rstrip("/")
 
     def auth_headers(self) -> dict[str, str]:
         return {"X-GEWE-TOKEN": self.token} if self.token else {}
@@ -248,6 +256,43 @@ class GeWeClient(WeChatPlatformClient):
         extra = {"voiceUrl": voice_url, "voiceDuration": int(duration_ms)}
         return self._send("send_voice", "/message/postVoice", device_id, to, extra)
 
+    def send_video(
+        self, device_id: str, to: str, video_url: str, *, thumb_url: str, duration_s: int
+    ) -> SentMessage:
+        extra = {"videoUrl": video_url, "thumbUrl": thumb_url, "videoDuration": int(duration_s)}
+        return self._send("send_video", "/message/postVideo", device_id, to, extra)
+
+    # -- downloads of received media ------------------------------------------------------
+
+    def download_media(
+        self, device_id: str, *, kind: str, msg_id: str, xml: str, meta: dict
+    ) -> str:
+        """``downloadImage`` (HD, then normal: not every image has HD), ``downloadVoice``,
+        ``downloadVideo`` or ``downloadFile``; ``data.fileUrl`` is relative to the download
+        base (port 2532 of open-source Gewechat)."""
+        body: dict[str, Any] = {"appId": device_id, "xml": xml}
+        if kind == "image":
+            try:
+                data = self._post("download_image", "/message/downloadImage", {**body, "type": 1})
+            except InvalidRequest:
+                data = self._post("download_image", "/message/downloadImage", {**body, "type": 2})
+        elif kind == "voice":
+            data = self._post(
+                "download_voice", "/message/downloadVoice", {**body, "msgId": int(msg_id or 0)}
+            )
+        elif kind == "video":
+            data = self._post("download_video", "/message/downloadVideo", body)
+        elif kind == "file":
+            data = self._post("download_file", "/message/downloadFile", body)
+        else:
+            raise NotSupported(f"GeWe has no download for {kind}")
+        url = (data or {}).get("fileUrl") if isinstance(data, dict) else None
+        if not url:
+            raise BadResponse(f"download {kind}: no fileUrl in the answer")
+        if url.startswith(("http://", "https://")):
+            return url
+        return f"{self.download_base}/{url.lstrip('/')}"
+
     # -- contacts, groups, labels --------------------------------------------------------
 
     def list_contacts(self, device_id: str, *, cached: bool = False) -> ContactList:
@@ -357,6 +402,54 @@ class GeWeClient(WeChatPlatformClient):
         data = self._post("moment_post_text", "/sns/sendTextSns", body, idempotent=False)
         return _moment(data)
 
+    @staticmethod
+    def _audience() -> dict:
+        return {
+            "allowWxIds": [],
+            "atWxIds": [],
+            "disableWxIds": [],
+            "allowTagIds": [],
+            "disableTagIds": [],
+            "privacy": False,
+        }
+
+    def post_moment_images(self, device_id: str, content: str, image_urls: Sequence[str]) -> Moment:
+        """``uploadSnsImage`` (the platform fetches the URLs) then ``sendImgSns`` with the
+        returned ``imgInfos`` (the spec's upload -> imgInfos flow)."""
+        self._require_hosted()
+        infos = self._post(
+            "moment_upload_images",
+            "/sns/uploadSnsImage",
+            {"appId": device_id, "imgUrls": list(image_urls)},
+            idempotent=False,
+        )
+        if not isinstance(infos, list) or not infos:
+            raise BadResponse("uploadSnsImage returned no imgInfos")
+        body = {"appId": device_id, "content": content, "imgInfos": infos, **self._audience()}
+        return _moment(self._post("moment_post_images", "/sns/sendImgSns", body, idempotent=False))
+
+    def post_moment_link(
+        self,
+        device_id: str,
+        content: str,
+        *,
+        title: str,
+        description: str,
+        url: str,
+        thumb_url: str,
+    ) -> Moment:
+        self._require_hosted()
+        body = {
+            "appId": device_id,
+            "content": content,
+            "title": title,
+            "description": description,
+            "linkUrl": url,
+            "thumbUrl": thumb_url,
+            **self._audience(),
+        }
+        return _moment(self._post("moment_post_link", "/sns/sendUrlSns", body, idempotent=False))
+
     def list_moments(
         self, device_id: str, max_id: str = "0", first_page_md5: str = ""
     ) -> MomentPage:
@@ -373,6 +466,19 @@ class GeWeClient(WeChatPlatformClient):
             max_id=id_str(data.get("maxId") or 0),
             first_page_md5=data.get("firstPageMd5") or "",
         )
+
+
+def default_download_base(base_url: str) -> str:
+    """Open-source Gewechat serves downloads on port 2532 under ``/download`` (its API is on
+    2531); any other deployment: the API's origin + ``/download``. Override per connection
+    with ``extra["download_base_url"]``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    netloc = parts.netloc
+    if parts.port == 2531:
+        netloc = netloc.rsplit(":", 1)[0] + ":2532"
+    return f"{parts.scheme}://{netloc}/download"
 
 
 def _contact(item: dict) -> Contact:

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
+
 from .base import HttpClient
-from .errors import NotSupported
+from .errors import IntegrationError, NotSupported
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,81 @@ class WeChatPlatformClient(HttpClient, ABC):
 
     def post_moment_text(self, device_id: str, content: str) -> Moment:
         raise NotSupported(f"{self.service} client has no Moments support")
+
+    # -- media (issue 20) ----------------------------------------------------------------
+
+    # Moments kinds the platform can post ("text", "image", "link"); callers refuse others up
+    # front instead of accepting a post that can only fail.
+    moment_kinds: frozenset[str] = frozenset()
+    # At most this many images in one image Moment (WeChat's nine).
+    moment_max_images = 9
+
+    def send_video(
+        self, device_id: str, to: str, video_url: str, *, thumb_url: str, duration_s: int
+    ) -> SentMessage:
+        raise NotSupported(f"{self.service} client cannot send videos")
+
+    def download_media(
+        self, device_id: str, *, kind: str, msg_id: str, xml: str, meta: dict
+    ) -> str:
+        """The URL of a received image / voice / video / file (the platform's download API)."""
+        raise NotSupported(f"{self.service} client cannot download media")
+
+    def post_moment_images(self, device_id: str, content: str, image_urls: Sequence[str]) -> Moment:
+        raise NotSupported(f"{self.service} client cannot post image Moments")
+
+    def post_moment_link(
+        self,
+        device_id: str,
+        content: str,
+        *,
+        title: str,
+        description: str,
+        url: str,
+        thumb_url: str,
+    ) -> Moment:
+        raise NotSupported(f"{self.service} client cannot post link Moments")
+
+    def fetch_media(
+        self, url: str, *, max_bytes: int, timeout: tuple[float, float] | None = None
+    ) -> bytes:
+        """GET the bytes of a platform download URL (absolute), at most ``max_bytes``; one
+        recorded call ``media_fetch``. 5xx / transport errors are retryable, 4xx are not."""
+        import time
+
+        from .base import transport_error
+        from .errors import InvalidRequest
+
+        started = time.monotonic()
+        response = None
+        try:
+            try:
+                response = self.session.get(url, timeout=timeout or self.timeout, stream=True)
+            except requests.RequestException as exc:
+                raise transport_error(exc) from None
+            try:
+                if response.status_code >= 400:
+                    HttpClient.check_response(self, response)
+                length = int(response.headers.get("Content-Length") or 0)
+                if length > max_bytes:
+                    raise InvalidRequest(
+                        f"media too large ({length} bytes)", status=response.status_code
+                    )
+                chunks, size = [], 0
+                for chunk in response.iter_content(64 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise InvalidRequest(f"media too large (over {max_bytes} bytes)")
+                    chunks.append(chunk)
+            except requests.RequestException as exc:
+                raise transport_error(exc) from None
+            finally:
+                response.close()
+        except IntegrationError as exc:
+            self._record("media_fetch", response, exc, started, 1)
+            raise
+        self._record("media_fetch", response, None, started, 1)
+        return b"".join(chunks)
 
     def list_moments(self, device_id: str, max_id: str = "0") -> MomentPage:
         raise NotSupported(f"{self.service} client has no Moments support")

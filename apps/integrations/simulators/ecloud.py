@@ -22,7 +22,8 @@ from .core import (
     json_object,
     require_str,
 )
-from .gewe import image_xml, voice_xml
+from .gewe import appmsg_xml, image_xml, voice_xml
+from .media import FILES_PREFIX, SimMedia, decode_data
 
 _FIRST_MSG_ID = 1052001123
 _FIRST_NEW_MSG_ID = 3166120021925175285  # int64 above 2^53, as on the platform
@@ -69,9 +70,18 @@ class ECloudSimulator(SimulatorServer):
             "/offlineReason": self._offline_reason,
             "/queryLoginWx": self._query_login,
             "/sendText": self._send(1),
-            "/sendImage2": self._send(3),
-            "/sendFile": self._send(6),
+            # media (issue 20): the simulator fetches the URLs it is given, as E云 does.
+            "/sendImage2": self._send(3, ("content",)),
+            "/sendFile": self._send(6, ("path",)),
+            "/sendVideo": self._send(43, ("path", "thumbPath")),
             "/sendUrl": self._send(5),
+            "/getMsgImg": self._download,
+            "/getMsgVoice": self._download,
+            "/getMsgVideo": self._download,
+            "/getMsgFile": self._download,
+            "/snsSend": self._moment("text", ()),
+            "/snsSendImage": self._moment("image", ("paths",)),
+            "/snsSendUrl": self._moment("link", ()),
             "/sendVoice": self._send(34),
             "/initAddressList": lambda body: self.ok(None),
             "/getAddressList": self._address_list,
@@ -84,6 +94,8 @@ class ECloudSimulator(SimulatorServer):
         }
         for path, handler in routes.items():
             self.route("POST", path, self._guard(path, handler))
+        # Download URLs carry no Authorization (as the platform's CDN links).
+        self.route("GET", FILES_PREFIX, lambda request: self.media.serve(request), prefix=True)
 
     def reset_state(self) -> None:
         for name, value in self._config.items():
@@ -96,6 +108,8 @@ class ECloudSimulator(SimulatorServer):
         self.labels: dict[int, str] = {}
         self.sent: list[dict] = []
         self.accepted: list[dict] = []
+        self.media = SimMedia(self)
+        self.moments: list[dict] = []
         self._msg_ids = itertools.count(_FIRST_MSG_ID)
         self._new_msg_ids = itertools.count(_FIRST_NEW_MSG_ID, 7919)
 
@@ -248,13 +262,18 @@ class ECloudSimulator(SimulatorServer):
 
     # -- sending -------------------------------------------------------------------------
 
-    def _send(self, msg_type: int) -> Any:
+    def _send(self, msg_type: int, media_fields: tuple[str, ...] = ()) -> Any:
         def handler(body: dict) -> Reply:
             login = self._login(body)
             if login is None or not login["online"]:
                 return self.fail("发送失败，微信已离线")
             if not body.get("wcId"):
                 return self.fail("wcId不能为空")
+            for field in media_fields:
+                if not body.get(field):
+                    return self.fail(f"{field}不能为空")
+                if self.media.refused(body[field], purpose=field):
+                    return self.fail("文件下载失败，请检查链接是否可以访问")
             data = {
                 "type": msg_type,
                 "msgId": next(self._msg_ids),
@@ -263,6 +282,35 @@ class ECloudSimulator(SimulatorServer):
                 "wcId": body["wcId"],
             }
             self.sent.append({"type": msg_type, "body": body, **data})
+            return self.ok(data)
+
+        return handler
+
+    def _download(self, body: dict) -> Reply:
+        url = self.media.url_for_msg(body.get("msgId"))
+        if url is None:
+            return self.fail("消息不存在或已过期")
+        return self.ok({"url": url})
+
+    def _moment(self, kind: str, media_fields: tuple[str, ...]) -> Any:
+        def handler(body: dict) -> Reply:
+            login = self._login(body)
+            if login is None or not login["online"]:
+                return self.fail("发送失败，微信已离线")
+            for field in media_fields:
+                urls = [u for u in str(body.get(field) or "").split(";") if u]
+                if not urls or len(urls) > 9:
+                    return self.fail("图片数量为1-9张")
+                for url in urls:
+                    if self.media.refused(url, purpose=field):
+                        return self.fail("图片下载失败")
+            data = {
+                "id": next(self._new_msg_ids),
+                "userName": login["wcId"],
+                "createTime": int(time.time()),
+                "objectDesc": body.get("content") or "",
+            }
+            self.moments.append({"kind": kind, "body": body, **data})
             return self.ok(data)
 
         return handler
@@ -432,30 +480,86 @@ class ECloudSimulator(SimulatorServer):
             )
         )
 
-    def emit_image(self, *, from_wxid: str, to_account: str | None = None) -> dict:
-        return self.emit(
-            self.build_message(
-                message_type="60002",
-                from_wxid=from_wxid,
-                content=image_xml(),
-                to_account=to_account,
-            )
+    def _emit_media(self, kind: str, payload: dict, data: bytes | None, name: str = "") -> dict:
+        # The bytes become downloadable (getMsgImg...) under the posted message id.
+        with self._lock:
+            self.media.store(payload["data"]["msgId"], kind, data, name=name)
+        return self.emit(payload)
+
+    def emit_image(
+        self,
+        *,
+        from_wxid: str,
+        to_account: str | None = None,
+        data: bytes | None = None,
+        data_base64: str | None = None,
+    ) -> dict:
+        data = data if data is not None else decode_data(data_base64)
+        payload = self.build_message(
+            message_type="60002",
+            from_wxid=from_wxid,
+            content=image_xml(length=len(data) if data else 40960),
+            to_account=to_account,
         )
+        return self._emit_media("image", payload, data)
 
     def emit_voice(
-        self, *, from_wxid: str, length_ms: int = 2540, to_account: str | None = None
+        self,
+        *,
+        from_wxid: str,
+        length_ms: int = 2540,
+        to_account: str | None = None,
+        data: bytes | None = None,
+        data_base64: str | None = None,
     ) -> dict:
-        return self.emit(
-            self.build_message(
-                message_type="60004",
-                from_wxid=from_wxid,
-                content=voice_xml(length_ms),
-                length=4242,
-                bufId="0",
-                voiceLength=length_ms,
-                to_account=to_account,
-            )
+        data = data if data is not None else decode_data(data_base64)
+        payload = self.build_message(
+            message_type="60004",
+            from_wxid=from_wxid,
+            content=voice_xml(length_ms),
+            length=4242,
+            bufId="0",
+            voiceLength=length_ms,
+            to_account=to_account,
         )
+        return self._emit_media("voice", payload, data)
+
+    def emit_video(
+        self,
+        *,
+        from_wxid: str,
+        to_account: str | None = None,
+        data: bytes | None = None,
+        data_base64: str | None = None,
+    ) -> dict:
+        data = data if data is not None else decode_data(data_base64)
+        content = (
+            '<?xml version="1.0"?>\n<msg><videomsg aeskey="a1b2" cdnthumburl="3057" '
+            'length="4096" playlength="7" md5="0f5b" /></msg>'
+        )
+        payload = self.build_message(
+            message_type="60003", from_wxid=from_wxid, content=content, to_account=to_account
+        )
+        return self._emit_media("video", payload, data)
+
+    def emit_file(
+        self,
+        *,
+        from_wxid: str,
+        name: str = "报价单.pdf",
+        to_account: str | None = None,
+        data: bytes | None = None,
+        data_base64: str | None = None,
+    ) -> dict:
+        data = data if data is not None else decode_data(data_base64)
+        ext = name.rsplit(".", 1)[-1] if "." in name else ""
+        payload = self.build_message(
+            message_type="60008",
+            from_wxid=from_wxid,
+            content=appmsg_xml(6, name, file_ext=ext, total_len=len(data) if data else 1024),
+            to_account=to_account,
+        )
+        return self._emit_media("file", payload, data, name=name)
 
     def emit_friend_request(
         self, *, from_wxid: str, scene: int = 6, to_account: str | None = None
@@ -518,6 +622,9 @@ class ECloudSimulator(SimulatorServer):
         ``/__sim__/confirm`` {"wId"}; ``/__sim__/devices`` (``register_device`` arguments)."""
         if action == "emit":
             return self.control_emit(request)
+        if action == "media":
+            self.media.strict = bool(json_object(request).get("strict"))
+            return Reply(200, {"strict": self.media.strict})
         if action == "contacts":
             body = request.json if request.json is not None else {}
             if not isinstance(body, dict):
