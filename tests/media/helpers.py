@@ -18,3 +18,11 @@ def ecloud_login(org, connection, sim, *, name="E云 sales") -> WeChatAccount:
     account.refresh_from_db()
     assert account.status == WeChatAccount.Status.ONLINE, account.status_detail
     return account
+
+
+def live_public_url(settings, live_server, *sims) -> None:
+    """The platforms fetch our signed URLs from the live test server; simulators in strict
+    mode fail a send whose URL they cannot fetch, as the real platforms do."""
+    settings.PUBLIC_BASE_URL = live_server.url
+    for sim in sims:
+        sim.media.strict = True

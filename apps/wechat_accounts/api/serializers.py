@@ -9,6 +9,7 @@ from apps.accounts.models import User
 from apps.conversations.models import Message
 from apps.core.api.serializers import OrgScopedPrimaryKeyRelatedField
 from apps.integrations.models import AIApp, PlatformConnection
+from apps.media.models import MediaFile
 from apps.wechat_accounts.models import (
     AccountStatusEvent,
     Contact,
@@ -239,7 +240,19 @@ class MomentSerializer(serializers.ModelSerializer):
     visible_tags = OrgScopedPrimaryKeyRelatedField(
         queryset=Tag.objects.all(), many=True, required=False
     )
-    images = serializers.ListField(child=serializers.URLField(), required=False, max_length=9)
+    images = serializers.ListField(
+        child=serializers.URLField(max_length=1000),
+        required=False,
+        max_length=9,
+        help_text=_('Public image URLs; stored images appear as "media:<id>".'),
+    )
+    # media: stored images (apps.media uploads) of an image Moment, sent as signed URLs.
+    image_media = OrgScopedPrimaryKeyRelatedField(
+        queryset=MediaFile.objects.filter(kind=MediaFile.Kind.IMAGE),
+        many=True,
+        required=False,
+        write_only=True,
+    )
     link = serializers.DictField(required=False)
 
     class Meta:
@@ -249,6 +262,7 @@ class MomentSerializer(serializers.ModelSerializer):
             "account",
             "text",
             "images",
+            "image_media",
             "link",
             "visibility",
             "visible_tags",

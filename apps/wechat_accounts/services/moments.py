@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.integrations.clients import errors as client_errors
+from apps.media.services import media_kind_check
 from apps.orgs.models import Organization
 from apps.wechat_accounts.models import (
     MomentPost,
@@ -38,16 +39,29 @@ def moment_create(
     visible_tags: list[Tag] | None = None,
     scheduled_at: datetime | None = None,
     user=None,
+    image_media: list | None = None,
 ) -> MomentPost:
     """A Moments post, now (``scheduled_at`` empty or past) or at ``scheduled_at`` (the
-    periodic ``moments_post_due`` task picks it up)."""
+    periodic ``moments_post_due`` task picks it up).
+
+    ``images`` are public URLs, ``image_media`` stored images (``apps.media``; kept as
+    ``"media:<id>"`` and sent to the platform as signed URLs), together at most nine. A kind of
+    post the account's platform cannot make (image or link on E云/GeWe where unsupported, any
+    Moment on open-source GeWe) is refused here, up front (400 ``not_supported``)."""
     if account.org_id != org.pk:
         raise ApplicationError(_("Invalid data."), fields={"account": [_("Unknown account.")]})
+    images = list(images or [])
+    for media in image_media or []:
+        if media.org_id != org.pk:
+            raise ApplicationError(_("Invalid data."), fields={"image_media": [_("Unknown file.")]})
+        media_kind_check(media=media, kind="image")
+        images.append(f"{MEDIA_PREFIX}{media.pk}")
+    _check_moment_supported(account, images=images, link=link or {})
     post = MomentPost(
         org=org,
         account=account,
         text=text,
-        images=images or [],
+        images=images,
         link=link or {},
         visibility=visibility,
         scheduled_at=scheduled_at,
@@ -64,6 +78,49 @@ def moment_create(
         post_id, org_id = post.pk, org.pk
         transaction.on_commit(lambda: post_task.delay(org_id=org_id, moment_id=post_id))
     return post
+
+
+MEDIA_PREFIX = "media:"
+
+
+def _moment_kind(*, images: list, link: dict) -> str:
+    return "image" if images else "link" if link else "text"
+
+
+def _check_moment_supported(account: WeChatAccount, *, images: list, link: dict) -> None:
+    kind = _moment_kind(images=images, link=link)
+    client = client_for_account(account)
+    if kind not in client.moment_kinds:
+        raise ApplicationError(
+            _("This account's platform cannot post %(kind)s Moments.") % {"kind": kind},
+            code="not_supported",
+        )
+    if len(images) > client.moment_max_images:
+        message = _("At most %(count)d images per Moment.") % {"count": client.moment_max_images}
+        raise ApplicationError(message, fields={"images": [message]})
+    if link and not (link.get("url") and link.get("title")):
+        raise ApplicationError(
+            _("Invalid data."), fields={"link": [_("A link needs a url and a title.")]}
+        )
+
+
+def _image_urls(post: MomentPost) -> list[str]:
+    """Public URLs as given; stored images as signed, expiring URLs made now."""
+    from apps.media.models import MediaFile
+    from apps.media.signing import platform_url
+
+    ids = [int(x[len(MEDIA_PREFIX) :]) for x in post.images if str(x).startswith(MEDIA_PREFIX)]
+    files = {m.pk: m for m in MediaFile.objects.filter(org_id=post.org_id, pk__in=ids)}
+    urls = []
+    for item in post.images:
+        if str(item).startswith(MEDIA_PREFIX):
+            media = files.get(int(item[len(MEDIA_PREFIX) :]))
+            if media is None:
+                raise client_errors.InvalidRequest("an image of this Moment was deleted")
+            urls.append(platform_url(media))
+        else:
+            urls.append(item)
+    return urls
 
 
 @transaction.atomic
@@ -103,11 +160,19 @@ def moment_post(*, org_id: int, moment_id: int) -> str:
         return "skipped"
     client = client_for_account(account)
     try:
-        if post.images or post.link:
-            raise client_errors.NotSupported(
-                "image and link Moments are not supported by the platform client yet"
+        if post.images:
+            moment = client.post_moment_images(account.device_id, post.text, _image_urls(post))
+        elif post.link:
+            moment = client.post_moment_link(
+                account.device_id,
+                post.text,
+                title=post.link.get("title", ""),
+                description=post.link.get("description", ""),
+                url=post.link.get("url", ""),
+                thumb_url=post.link.get("thumb_url", ""),
             )
-        moment = client.post_moment_text(account.device_id, post.text)
+        else:
+            moment = client.post_moment_text(account.device_id, post.text)
     except client_errors.IntegrationError as exc:
         retry = (
             isinstance(exc, client_errors.RateLimited)
