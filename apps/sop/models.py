@@ -231,6 +231,7 @@ class SopStep(OrgScopedModel):
         TEXT = "text", _("Text")
         IMAGE = "image", _("Image")
         FILE = "file", _("File")
+        VIDEO = "video", _("Video")
         LINK = "link", _("Link")
         AI = "ai", _("AI-personalised text")
 
@@ -271,6 +272,15 @@ class SopStep(OrgScopedModel):
         help_text=_("Variables: {nickname}, {remark}, {name}, {account_name}, custom attributes."),
     )
     url = models.URLField(_("URL"), max_length=1000, blank=True)
+    # media: an uploaded file (apps.media) sent instead of a URL (image, file or video steps).
+    media_file = models.ForeignKey(
+        "media.MediaFile",
+        verbose_name=_("uploaded file"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     file_name = models.CharField(_("file name"), max_length=200, blank=True)
     title = models.CharField(_("link title"), max_length=200, blank=True)
     description = models.CharField(_("link description"), max_length=500, blank=True)
@@ -331,8 +341,18 @@ class SopStep(OrgScopedModel):
         errors: dict[str, str] = {}
         if self.kind == self.Kind.TEXT and not (self.text or "").strip():
             errors["text"] = _("A text step needs text.")
-        if self.kind in (self.Kind.IMAGE, self.Kind.FILE, self.Kind.LINK) and not self.url:
+        media_kinds = (self.Kind.IMAGE, self.Kind.FILE, self.Kind.VIDEO)
+        if self.kind == self.Kind.LINK and not self.url:
             errors["url"] = _("This kind of step needs a URL.")
+        elif self.kind in media_kinds and not (self.url or self.media_file_id):
+            errors["url"] = _("This kind of step needs a URL or an uploaded file.")
+        if self.media_file_id and self.kind not in media_kinds:
+            errors["media_file"] = _("Only image, file and video steps carry a file.")
+        if self.media_file_id and self.media_file.org_id != self.org_id:
+            errors["media_file"] = _("Unknown file.")
+        elif self.media_file_id and self.kind in (self.Kind.IMAGE, self.Kind.VIDEO):
+            if self.media_file.kind != self.kind:
+                errors["media_file"] = _("This file is not a %(kind)s.") % {"kind": self.kind}
         if self.kind == self.Kind.LINK and not (self.title or self.text):
             errors["title"] = _("A link needs a title.")
         if self.kind == self.Kind.AI and not (self.ai_prompt or "").strip():
