@@ -251,3 +251,8 @@ def platform_media_url(message: Message) -> str:
 
         return platform_url(message.media_file)
     return message.media_url
+
+
+def video_thumb_url() -> str:
+    """The public cover image of a video sent without a thumbnail."""
+    return f"{settings.PUBLIC_BASE_URL}{reverse('media:video-cover')}"

@@ -172,7 +172,7 @@ def conversation_get(
 
 def message_list(*, org: Organization, conversation_id: int) -> QuerySet[Message]:
     return Message.objects.filter(org=org, conversation_id=conversation_id).select_related(
-        "sender_user"
+        "sender_user", "media_file"
     )
 
 

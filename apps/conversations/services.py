@@ -626,8 +626,11 @@ def agent_reply(
     title: str = "",
     canned_reply_id: int | None = None,
     client_msg_id: str = "",
+    media_file=None,
+    duration_s: int = 0,
 ) -> Message:
     """An agent's message through the outbound pipeline (queued; delivery is asynchronous).
+    Image, file and video messages may carry an uploaded ``media_file`` (apps.media).
 
     The message takes the conversation over (``_take_over_locked``): the AI does not answer
     the customer's next message on top of the person."""
@@ -666,6 +669,7 @@ def agent_reply(
             urgent=True,
             client_msg_id=client_msg_id,
             conversation=conversation,
+            **({"media_file": media_file, "duration_s": duration_s} if media_file else {}),
         )
         conversation = _take_over_locked(_locked(org, conversation.pk), user=user)
         push_new_message(message, conversation)

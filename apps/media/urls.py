@@ -12,4 +12,5 @@ urlpatterns = [
         views.signed_file,
         name="signed",
     ),
+    path("cover/video.png", views.video_cover, name="video-cover"),
 ]

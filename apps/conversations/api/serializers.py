@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.conversations.media import media_payload
 from apps.conversations.models import CannedReply, Conversation, ConversationNote, Message
 from apps.conversations.selectors import contact_display_name
 from apps.core.api.serializers import OrgScopedPrimaryKeyRelatedField
 from apps.integrations.models import AIApp
+from apps.media.models import MediaFile
 from apps.wechat_accounts.models import ReplyMode
 
 
@@ -87,8 +90,22 @@ class ConversationUpdateSerializer(serializers.Serializer):
     )
 
 
+class MessageMediaSerializer(serializers.Serializer):
+    """The stored file of a message (``apps.conversations.media.media_payload``)."""
+
+    status = serializers.ChoiceField(choices=["pending", "ready", "failed"])
+    error = serializers.CharField()
+    id = serializers.IntegerField(required=False)
+    kind = serializers.CharField(required=False)
+    name = serializers.CharField(required=False)
+    size = serializers.IntegerField(required=False)
+    content_type = serializers.CharField(required=False)
+    url = serializers.CharField(required=False)
+
+
 class MessageSerializer(serializers.ModelSerializer):
     sender_user_name = serializers.SerializerMethodField()
+    media = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -104,6 +121,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "kind",
             "text",
             "media_url",
+            "media",
             "payload",
             "status",
             "platform_msg_id",
@@ -122,6 +140,10 @@ class MessageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(MessageMediaSerializer(allow_null=True))
+    def get_media(self, obj: Message) -> dict | None:
+        return media_payload(obj)
+
     def get_sender_user_name(self, obj: Message) -> str:
         user = obj.sender_user if obj.sender_user_id else None
         return (user.get_full_name() or user.email) if user is not None else ""
@@ -129,9 +151,20 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class AgentReplySerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
-        choices=[Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE, Message.Kind.LINK],
+        choices=[
+            Message.Kind.TEXT,
+            Message.Kind.IMAGE,
+            Message.Kind.FILE,
+            Message.Kind.VIDEO,
+            Message.Kind.LINK,
+        ],
         default=Message.Kind.TEXT,
     )
+    # media: an uploaded file (POST /api/v1/media/files/) for image / file / video messages.
+    media = OrgScopedPrimaryKeyRelatedField(
+        queryset=MediaFile.objects.all(), required=False, allow_null=True, default=None
+    )
+    duration_s = serializers.IntegerField(required=False, min_value=0, default=0)
     text = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
     url = serializers.URLField(required=False, allow_blank=True, default="", max_length=1000)
     file_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)

@@ -185,6 +185,8 @@ class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
             title=v["title"],
             canned_reply_id=v["canned_reply"],
             client_msg_id=v["client_msg_id"],
+            media_file=v["media"],
+            duration_s=v["duration_s"],
         )
         message.refresh_from_db()
         return Response(s.MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from apps.core.api.serializers import OrgScopedPrimaryKeyRelatedField
 from apps.integrations.models import AIApp
+from apps.media.models import MediaFile
 from apps.sop import selectors
 from apps.sop.models import SopDelivery, SopPlan, SopRun, SopStep
 from apps.wechat_accounts.models import Tag, WeChatAccount
@@ -21,6 +22,10 @@ class SopStepSerializer(serializers.ModelSerializer):
     end_plan = OrgScopedPrimaryKeyRelatedField(
         queryset=SopPlan.objects.all(), required=False, allow_null=True
     )
+    # media: an uploaded file (POST /api/v1/media/files/) sent by an image/file/video step.
+    media_file = OrgScopedPrimaryKeyRelatedField(
+        queryset=MediaFile.objects.all(), required=False, allow_null=True
+    )
 
     class Meta:
         model = SopStep
@@ -34,6 +39,7 @@ class SopStepSerializer(serializers.ModelSerializer):
             "kind",
             "text",
             "url",
+            "media_file",
             "file_name",
             "title",
             "description",

@@ -140,6 +140,8 @@ def _send(delivery: SopDelivery, text: str) -> Message:
         sender_kind=Message.SenderKind.SOP,
         urgent=plan.quiet_hours_mode != SopPlan.QuietHoursMode.ACCOUNT,
         client_msg_id=f"sop-delivery-{delivery.pk}",
+        # media: an uploaded file goes out as a signed URL made at send time.
+        **({"media_file": step.media_file} if step.media_file_id else {}),
     )
 
 

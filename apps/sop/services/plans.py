@@ -59,6 +59,7 @@ STEP_FIELDS = {
     "kind",
     "text",
     "url",
+    "media_file",
     "file_name",
     "title",
     "description",
