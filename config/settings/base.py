@@ -144,9 +144,12 @@ CACHES = {
         "TIMEOUT": 300,
     }
 }
+CHANNELS_BLOCK_SECONDS = env.float("CHANNELS_BLOCK_SECONDS", default=1.0)
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # ops: channels-redis with a 1 s blocking receive (apps/core/channel_layer.py), so a
+        # disconnecting consumer stops at once instead of being killed by Daphne.
+        "BACKEND": "apps.core.channel_layer.PromptRedisChannelLayer",
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, the same as the layer's
             # blocking BZPOPMIN: the race killed idle consumers. Read timeout above the block;
