@@ -166,6 +166,8 @@ def wechat_client_for(
             connection.base_url,
             connection.token or None,
             hosted=connection.has_capability(PlatformConnection.Capability.MOMENTS),
+            # media: where received files are downloaded (Gewechat: port 2532/download).
+            download_base=(connection.extra or {}).get("download_base_url") or None,
             recorder=recorder,
             **client_kwargs,
         )

@@ -10,6 +10,7 @@ import uuid as uuidlib
 from typing import Any
 
 from apps.integrations.simulators.core import Fault, Reply, SimRequest, SimulatorServer
+from apps.integrations.simulators.gewe.media import GeWeMediaMixin
 from apps.integrations.simulators.gewe.payloads import (
     _FIRST_MSG_ID,
     _FIRST_NEW_MSG_ID,
@@ -28,7 +29,7 @@ from apps.integrations.simulators.gewe.payloads import (
 # -- simulator ------------------------------------------------------------------------------
 
 
-class GeWeSimulator(SimulatorServer):
+class GeWeSimulator(GeWeMediaMixin, SimulatorServer):
     """In-memory GeWe. ``login_delay``: seconds from QR creation until the phone confirms
     (scanned at half of it); ``qr_ttl``: QR lifetime; ``hosted``: enable ``/sns/*``."""
 
@@ -89,6 +90,7 @@ class GeWeSimulator(SimulatorServer):
         }
         for path, handler in routes.items():
             self.route("POST", path, self._guard(path, handler))
+        self.media_routes()  # media (issue 20): apps/integrations/simulators/gewe/media.py
 
     def reset_state(self) -> None:
         for name, value in self._config.items():
@@ -100,6 +102,7 @@ class GeWeSimulator(SimulatorServer):
         self.labels: dict[int, str] = {}
         self.moments: list[dict] = []
         self.sent: list[dict] = []
+        self.media_reset()
         self.contact_requests: list[dict] = []
         self.pending_friend_requests: list[dict] = []
         self._msg_ids = itertools.count(_FIRST_MSG_ID)
