@@ -9,7 +9,14 @@ import time
 import uuid as uuidlib
 from typing import Any
 
-from apps.integrations.simulators.core import Fault, Reply, SimRequest, SimulatorServer
+from apps.integrations.simulators.core import (
+    Fault,
+    Reply,
+    SimRequest,
+    SimulatorServer,
+    qr_png_data_uri,
+)
+from apps.integrations.simulators.gewe.control import GeWeControls
 from apps.integrations.simulators.gewe.media import GeWeMediaMixin
 from apps.integrations.simulators.gewe.payloads import (
     _FIRST_MSG_ID,
@@ -29,7 +36,7 @@ from apps.integrations.simulators.gewe.payloads import (
 # -- simulator ------------------------------------------------------------------------------
 
 
-class GeWeSimulator(GeWeMediaMixin, SimulatorServer):
+class GeWeSimulator(GeWeMediaMixin, GeWeControls, SimulatorServer):
     """In-memory GeWe. ``login_delay``: seconds from QR creation until the phone confirms
     (scanned at half of it); ``qr_ttl``: QR lifetime; ``hosted``: enable ``/sns/*``."""
 
@@ -199,8 +206,7 @@ class GeWeSimulator(GeWeMediaMixin, SimulatorServer):
             "appId": device["app_id"],
             "uuid": device["uuid"],
             "qrData": f"http://weixin.qq.com/x/{device['uuid']}",
-            "qrImgBase64": "data:image/jpg;base64,"
-            + base64.b64encode(f"QR:{device['uuid']}".encode()).decode(),
+            "qrImgBase64": qr_png_data_uri(f"http://weixin.qq.com/x/{device['uuid']}"),
         }
 
     def _get_qr(self, body: dict) -> Reply:
@@ -237,14 +243,14 @@ class GeWeSimulator(GeWeMediaMixin, SimulatorServer):
         }
         if device["online"] or (confirmed and expired_time > 0):
             device["online"] = True
-            device["wxid"] = self.account_wxid
+            device["wxid"] = device.get("wxid") or self.wxid_for_new_login()
             data.update(
                 status=2,
                 nickName=self.account_nickname,
                 headImgUrl="https://wx.qlogo.cn/mmhead/sim/0",
                 loginInfo={
                     "uin": 1234567890,
-                    "wxid": self.account_wxid,
+                    "wxid": device["wxid"],
                     "nickName": self.account_nickname,
                     "mobile": "13800000000",
                     "alias": "sales01",
@@ -662,19 +668,3 @@ class GeWeSimulator(GeWeMediaMixin, SimulatorServer):
                 app_id=device["app_id"], account_wxid=device.get("wxid") or self.account_wxid
             )
         )
-
-    def control(self, action: str, request: SimRequest) -> Reply | None:
-        """``POST /__sim__/emit`` {"kind": "text", ...emit_text kwargs};
-        ``/__sim__/contacts`` {friends, groups, members}; ``/__sim__/confirm`` {appId}."""
-        body = request.json if isinstance(request.json, dict) else {}
-        if action == "emit":
-            kind = body.pop("kind")
-            payload = getattr(self, f"emit_{kind}")(**body)
-            return Reply(200, payload)
-        if action == "contacts":
-            self.generate_contacts(**body)
-            return Reply(200, {"ok": True})
-        if action == "confirm":
-            self.confirm_login(body["appId"])
-            return Reply(200, {"ok": True})
-        return None
