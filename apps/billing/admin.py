@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -19,6 +18,7 @@ from apps.billing import selectors, services
 from apps.billing.models import Budget, BudgetAlert, CostLedger, ModelPrice, Reservation
 from apps.billing.periods import current_period, local_date, period_for_date
 from apps.core.admin import OrgScopedAdmin, admin_org_ids
+from apps.core.console import console_membership
 from apps.orgs.models import Organization
 
 
@@ -46,8 +46,8 @@ def _narrow_user_choices(request, db_field, field):
 
 @admin.register(ModelPrice)
 class ModelPriceAdmin(OrgScopedAdmin):
-    """Global prices are visible to all staff but changed only by superusers; staff manage
-    their organisations' overrides."""
+    """Global prices are platform internals (superusers); admins manage their organisation's
+    overrides, the other roles read them."""
 
     list_display = [
         "provider",
@@ -67,7 +67,7 @@ class ModelPriceAdmin(OrgScopedAdmin):
         queryset = admin.ModelAdmin.get_queryset(self, request).select_related("org")
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(Q(org__isnull=True) | Q(org_id__in=admin_org_ids(request.user)))
+        return queryset.filter(org_id__in=self.org_ids(request))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -75,15 +75,10 @@ class ModelPriceAdmin(OrgScopedAdmin):
             form.base_fields["org"].required = True  # staff cannot create global prices
         return form
 
-    def has_view_permission(self, request, obj=None):
-        if obj is not None and obj.org_id is None:
-            return request.user.is_active and request.user.is_staff
-        return super().has_view_permission(request, obj)
-
-    def _allowed(self, request, obj) -> bool:
+    def _allowed(self, request, obj, roles=None) -> bool:
         if obj is not None and obj.org_id is None:
             return request.user.is_superuser
-        return super()._allowed(request, obj)
+        return super()._allowed(request, obj, roles)
 
 
 @admin.register(CostLedger)
@@ -128,13 +123,16 @@ class CostLedgerAdmin(_ReadOnlyAdmin):
 
     def usage_view(self, request):
         """Usage of one organisation in one month: chart, budgets and breakdowns."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         if request.user.is_superuser:
             orgs = list(Organization.objects.order_by("name"))
         else:
             orgs = list(Organization.objects.filter(id__in=admin_org_ids(request.user)))
         if not orgs:
             raise PermissionDenied
-        org = orgs[0]
+        active = console_membership(request)
+        org = next((o for o in orgs if active and o.id == active.org_id), orgs[0])
         requested = request.GET.get("org")
         if requested:
             org = next((o for o in orgs if str(o.id) == requested), None)
@@ -277,6 +275,7 @@ class BudgetAdmin(OrgScopedAdmin):
 
 @admin.register(Reservation)
 class ReservationAdmin(_ReadOnlyAdmin):
+    superuser_only = True  # budget bookkeeping of the platform
     list_display = [
         "created_at",
         "org",

@@ -7,10 +7,11 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import TabularInline
 
 from apps.conversations import services
 from apps.conversations.models import AITurn, CannedReply, Conversation, Label, Message
-from apps.core.admin import OrgScopedAdmin
+from apps.core.admin import EVERYONE, MANAGERS, OrgScopedAdmin
 from apps.core.exceptions import ApplicationError
 from apps.integrations.models import WebhookEvent
 from apps.orgs.models import Membership
@@ -30,7 +31,7 @@ MESSAGE_FIELDS = (
 )
 
 
-class MessageInline(admin.TabularInline):
+class MessageInline(TabularInline):
     model = Message
     fields = MESSAGE_FIELDS
     readonly_fields = MESSAGE_FIELDS
@@ -142,6 +143,7 @@ class ConversationAdminForm(forms.ModelForm):
 
 @admin.register(Conversation)
 class ConversationAdmin(OrgScopedAdmin):
+    edit_roles = MANAGERS
     form = ConversationAdminForm
     list_display = (
         "id",
@@ -260,6 +262,7 @@ class AITurnAdmin(OrgScopedAdmin):
 
 @admin.register(Label)
 class LabelAdmin(OrgScopedAdmin):
+    edit_roles = MANAGERS
     list_display = ("name", "color", "org")
     search_fields = ("name",)
     list_filter = ("org",)
@@ -267,6 +270,8 @@ class LabelAdmin(OrgScopedAdmin):
 
 @admin.register(CannedReply)
 class CannedReplyAdmin(OrgScopedAdmin):
+    view_roles = EVERYONE  # agents read them (and use them in the workspace)
+    edit_roles = MANAGERS
     list_display = ("title", "shortcut", "org", "updated_at")
     search_fields = ("title", "shortcut", "text")
     list_filter = ("org",)
@@ -280,6 +285,7 @@ class CannedReplyAdmin(OrgScopedAdmin):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(OrgScopedAdmin):
+    superuser_only = True  # raw platform payloads: platform internals
     list_display = (
         "id",
         "provider",

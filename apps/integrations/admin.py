@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from unfold.widgets import INPUT_CLASSES, UnfoldAdminCheckboxSelectMultipleWidget
 
 from apps.core.admin import OrgScopedAdmin
 from apps.core.crypto import mask_secret
@@ -17,7 +18,9 @@ KEEP_HELP = _("Write-only. Leave blank to keep the stored value (currently %(mas
 
 def _secret_input() -> forms.CharField:
     return forms.CharField(
-        required=False, strip=True, widget=forms.PasswordInput(render_value=False)
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"class": " ".join(INPUT_CLASSES)}),
     )
 
 
@@ -48,7 +51,7 @@ class PlatformConnectionForm(_SecretFieldsForm):
     capabilities = forms.MultipleChoiceField(
         choices=PlatformConnection.Capability.choices,
         required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=UnfoldAdminCheckboxSelectMultipleWidget,
         label=_("capabilities"),
     )
 
@@ -114,8 +117,28 @@ def _report(modeladmin, request, label: str, result) -> None:
         )
 
 
+class _MaskedSecretsMixin:
+    """Who may not change the row (managers, viewers) sees its secrets masked, never in clear:
+    Django would render a read-only field's raw value."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields = [f"masked_{n}" if n in self.secret_fields else n for n in fields]
+        return list(dict.fromkeys(fields))
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields += [f"masked_{n}" for n in self.secret_fields]
+        return fields
+
+
 @admin.register(PlatformConnection)
-class PlatformConnectionAdmin(OrgScopedAdmin):
+class PlatformConnectionAdmin(_MaskedSecretsMixin, OrgScopedAdmin):
+    secret_fields = ("token", "password")
     form = PlatformConnectionForm
     list_display = [
         "name",
@@ -135,6 +158,10 @@ class PlatformConnectionAdmin(OrgScopedAdmin):
     @admin.display(description=_("token"))
     def masked_token(self, obj: PlatformConnection) -> str:
         return mask_secret(obj.token)
+
+    @admin.display(description=_("developer password"))
+    def masked_password(self, obj: PlatformConnection) -> str:
+        return mask_secret(obj.password) or "—"
 
     @admin.display(description=_("webhook URL"))
     def webhook_address(self, obj: PlatformConnection | None) -> str:
@@ -188,7 +215,8 @@ class PlatformConnectionAdmin(OrgScopedAdmin):
 
 
 @admin.register(AIApp)
-class AIAppAdmin(OrgScopedAdmin):
+class AIAppAdmin(_MaskedSecretsMixin, OrgScopedAdmin):
+    secret_fields = ("api_key",)
     form = AIAppForm
     list_display = [
         "name",

@@ -1,22 +1,53 @@
 """Admin of the monitoring app."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin import OrgScopedAdmin
+from apps.core.admin import ADMINS, EVERYONE, MANAGERS, OrgScopedAdmin, request_role
 from apps.monitoring.models import Notification, NotificationDelivery, NotificationWebhook
+from apps.orgs.models import Role
 
 
 @admin.register(Notification)
 class NotificationAdmin(OrgScopedAdmin):
-    list_display = ["title", "type", "category", "user", "org", "read_at", "created_at"]
-    list_filter = ["type", "category", "read_at", "created_at"]
+    """Read-only here; an agent sees their own notifications (and the organisation-wide ones),
+    the other roles every notification of the organisation."""
+
+    view_roles = EVERYONE
+    edit_roles = ()
+    list_display = ["title", "type", "category", "user", "read_at", "created_at"]
+    list_filter = ["type", "category", ("read_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["title", "message", "user__email"]
     raw_id_fields = ["user"]
     date_hierarchy = "created_at"
+    actions = ["mark_read"]
+    readonly_fields = ["org", "user", "type", "category", "title", "message", "action_url", "data"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser or request_role(request) != Role.AGENT:
+            return queryset
+        return queryset.filter(Q(user=request.user) | Q(user__isnull=True))
+
+    @admin.action(description=_("Mark my selected notifications as read"))
+    def mark_read(self, request, queryset):
+        from apps.monitoring import services as monitoring_services
+
+        count = 0
+        for notification in queryset.filter(user=request.user, read_at__isnull=True):
+            monitoring_services.notification_mark_read(
+                org=notification.org, user=request.user, notification_id=notification.pk
+            )
+            count += 1
+        self.message_user(
+            request, _("%(n)d notification(s) marked as read.") % {"n": count}, messages.SUCCESS
+        )
 
 
 @admin.register(NotificationWebhook)
 class NotificationWebhookAdmin(OrgScopedAdmin):
+    edit_roles = ADMINS
     list_display = ["name", "kind", "min_type", "is_active", "org", "created_at"]
     list_filter = ["kind", "min_type", "is_active"]
     search_fields = ["name"]
@@ -24,6 +55,7 @@ class NotificationWebhookAdmin(OrgScopedAdmin):
 
 @admin.register(NotificationDelivery)
 class NotificationDeliveryAdmin(OrgScopedAdmin):
+    add_roles = ()
     list_display = ["channel", "target", "status", "attempts", "org", "sent_at", "created_at"]
     list_filter = ["channel", "status"]
     search_fields = ["target", "last_error"]
@@ -75,6 +107,7 @@ def sparkline(values: list[float | None], *, width: int = 160, height: int = 32)
 
 @admin.register(Alert)
 class AlertAdmin(OrgScopedAdmin):
+    edit_roles = MANAGERS  # managers resolve alerts
     list_display = [
         "title",
         "type",
@@ -114,7 +147,7 @@ class AlertAdmin(OrgScopedAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description=_lazy("Resolve selected alerts"))
+    @admin.action(description=_lazy("Resolve selected alerts"), permissions=["change"])
     def resolve_selected(self, request, queryset):
         resolved = 0
         for alert in queryset.filter(resolved_at__isnull=True).select_related("org"):
@@ -139,6 +172,8 @@ class AlertAdmin(OrgScopedAdmin):
     def dashboard_view(self, request):
         """One organisation's services with status and a response-time sparkline, its open
         alerts and today's cost."""
+        if not self.has_view_permission(request):
+            raise _PermissionDenied
         if request.user.is_superuser:
             orgs = list(_Organization.objects.order_by("name"))
         else:
@@ -147,7 +182,7 @@ class AlertAdmin(OrgScopedAdmin):
             )
         if not orgs:
             raise _PermissionDenied
-        org = orgs[0]
+        org = next((o for o in orgs if o.id in _admin_org_ids(request.user)), orgs[0])
         requested = request.GET.get("org")
         if requested:
             org = next((o for o in orgs if str(o.id) == requested), None)
@@ -182,6 +217,7 @@ class AlertAdmin(OrgScopedAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(OrgScopedAdmin):
+    edit_roles = ADMINS
     list_display = ["service", "metric", "warning", "critical", "enabled", "org"]
     list_filter = ["metric", "enabled", "service"]
     search_fields = ["service"]

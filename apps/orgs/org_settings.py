@@ -425,10 +425,13 @@ class StringListField(forms.Field):
 class TimeRangeField(forms.MultiValueField):
     def __init__(self, **kwargs):
         fields = (forms.TimeField(required=False), forms.TimeField(required=False))
+        from unfold.widgets import INPUT_CLASSES
+
+        attrs = {"type": "time", "class": " ".join(INPUT_CLASSES) + " max-w-40"}
         widget = forms.MultiWidget(
             widgets=[
-                forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
-                forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+                forms.TimeInput(attrs=attrs, format="%H:%M"),
+                forms.TimeInput(attrs=attrs, format="%H:%M"),
             ]
         )
         super().__init__(fields=fields, widget=widget, require_all_fields=False, **kwargs)
@@ -449,6 +452,8 @@ def _decompress_time_range(value):
 
 
 def form_field(declaration: OrgSetting) -> forms.Field:
+    from unfold import widgets as uw
+
     common = {
         "label": declaration.label,
         "help_text": declaration.help_text,
@@ -456,19 +461,30 @@ def form_field(declaration: OrgSetting) -> forms.Field:
     }
     kind = declaration.kind
     if kind is Kind.BOOL:
-        return forms.BooleanField(**common)
+        return forms.BooleanField(widget=uw.UnfoldBooleanSwitchWidget, **common)
     if kind is Kind.INT:
         return forms.IntegerField(
-            min_value=declaration.min_value, max_value=declaration.max_value, **common
+            min_value=declaration.min_value,
+            max_value=declaration.max_value,
+            widget=uw.UnfoldAdminIntegerFieldWidget,
+            **common,
         )
     if kind is Kind.STRING:
-        return forms.CharField(max_length=declaration.max_length, **common)
+        return forms.CharField(
+            max_length=declaration.max_length, widget=uw.UnfoldAdminTextInputWidget, **common
+        )
     if kind is Kind.TEXT:
         return forms.CharField(
-            max_length=declaration.max_length, widget=forms.Textarea(attrs={"rows": 3}), **common
+            max_length=declaration.max_length,
+            widget=uw.UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+            **common,
         )
     if kind is Kind.CHOICE:
-        return forms.ChoiceField(choices=declaration.choices, **{**common, "required": True})
+        return forms.ChoiceField(
+            choices=declaration.choices,
+            widget=uw.UnfoldAdminRadioSelectWidget,
+            **{**common, "required": True},
+        )
     if kind is Kind.STRING_LIST:
         return StringListField(**common)
     if kind is Kind.TIME_RANGE:

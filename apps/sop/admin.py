@@ -7,8 +7,9 @@ from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import StackedInline
 
-from apps.core.admin import OrgScopedAdmin, admin_org_ids
+from apps.core.admin import MANAGERS, OrgScopedAdmin, admin_org_ids
 from apps.core.exceptions import ApplicationError
 from apps.sop import selectors, services
 from apps.sop.models import SopDelivery, SopPlan, SopRun, SopStep
@@ -42,7 +43,7 @@ class _OrgScopedM2MMixin:
         return field
 
 
-class SopStepInline(admin.StackedInline):
+class SopStepInline(StackedInline):
     model = SopStep
     fk_name = "plan"
     extra = 0
@@ -67,6 +68,7 @@ class SopStepInline(admin.StackedInline):
 
 @admin.register(SopPlan)
 class SopPlanAdmin(_OrgScopedM2MMixin, OrgScopedAdmin):
+    edit_roles = MANAGERS
     list_display = ["name", "org", "status", "trigger", "target_type", "progress", "activated_at"]
     list_filter = ["status", "trigger", "target_type", ("org", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "description"]

@@ -11,9 +11,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import TabularInline
 
-from apps.core.admin import OrgScopedAdmin
+from apps.core.admin import EVERYONE, MANAGERS, OrgScopedAdmin, request_role
 from apps.core.exceptions import ApplicationError
+from apps.orgs.models import Role
+from apps.orgs.org_settings import StringListField
 from apps.wechat_accounts import outbound, services
 from apps.wechat_accounts.models import (
     AccountStatusEvent,
@@ -35,7 +38,7 @@ BADGE_COLORS = {
 }
 
 
-class StatusEventInline(admin.TabularInline):
+class StatusEventInline(TabularInline):
     model = AccountStatusEvent
     extra = 0
     can_delete = False
@@ -57,6 +60,7 @@ def _run(modeladmin, request, queryset, fn, done_message) -> None:
 
 @admin.register(WeChatAccount)
 class WeChatAccountAdmin(OrgScopedAdmin):
+    edit_roles = MANAGERS
     list_display = [
         "name",
         "org",
@@ -97,6 +101,15 @@ class WeChatAccountAdmin(OrgScopedAdmin):
     ]
     inlines = [StatusEventInline]
     actions = ["action_logout", "action_sync_contacts", "action_check_online"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "reply_keywords":
+            return StringListField(
+                label=db_field.verbose_name,
+                required=False,
+                help_text=_("One keyword per entry; press Enter after each."),
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
@@ -190,7 +203,7 @@ class WeChatAccountAdmin(OrgScopedAdmin):
         )
 
 
-class GroupMemberInline(admin.TabularInline):
+class GroupMemberInline(TabularInline):
     model = GroupMember
     extra = 0
     fields = ["member_wxid", "nickname", "display_name", "is_admin", "is_owner"]
@@ -201,8 +214,12 @@ class GroupMemberInline(admin.TabularInline):
 
 @admin.register(Contact)
 class ContactAdmin(OrgScopedAdmin):
+    view_roles = EVERYONE
+    edit_roles = (Role.AGENT, *MANAGERS)  # agents edit the tags and the remark only
+    delete_roles = MANAGERS
+    agent_editable = ("tags", "remark")
     list_display = [
-        "display_name",
+        "contact_name",
         "wxid",
         "kind",
         "account",
@@ -228,12 +245,24 @@ class ContactAdmin(OrgScopedAdmin):
     filter_horizontal = ["tags"]
     inlines = [GroupMemberInline]
 
+    @admin.display(description=_("name"), ordering="nickname")
+    def contact_name(self, obj):
+        return obj.display_name
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if request_role(request) == Role.AGENT and not request.user.is_superuser:
+            names = [f.name for f in self.model._meta.fields if f.name not in ("id", "org")]
+            fields += [n for n in names if n not in fields and n not in self.agent_editable]
+        return fields
+
     def has_add_permission(self, request):
         return False
 
 
 @admin.register(Tag)
 class TagAdmin(OrgScopedAdmin):
+    edit_roles = MANAGERS
     list_display = ["name", "color", "org"]
     search_fields = ["name"]
     list_filter = ["org"]
@@ -242,6 +271,7 @@ class TagAdmin(OrgScopedAdmin):
 
 @admin.register(MomentPost)
 class MomentPostAdmin(OrgScopedAdmin):
+    edit_roles = MANAGERS
     list_display = ["__str__", "account", "status", "scheduled_at", "posted_at", "platform_id"]
     list_filter = ["status", "visibility", "account"]
     search_fields = ["text", "platform_id"]
@@ -265,6 +295,7 @@ class MomentPostAdmin(OrgScopedAdmin):
 
 @admin.register(FriendRequest)
 class FriendRequestAdmin(OrgScopedAdmin):
+    edit_roles = MANAGERS
     list_display = ["__str__", "account", "from_wxid", "status", "created_at", "handled_at"]
     list_filter = ["status", "account"]
     search_fields = ["from_wxid", "nickname"]

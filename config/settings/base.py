@@ -55,7 +55,13 @@ PROJECT_APPS = [
 ]
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # console (issue 15): the admin theme, before django.contrib.admin; the admin's own site
+    # is apps.core.admin_site.ConsoleAdminSite (every member signs in; roles in OrgScopedAdmin).
+    "unfold.apps.BasicAppConfig",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.inlines",
+    "apps.core.admin_apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -93,6 +99,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "admin:index"
 
 TEMPLATES = [
     {
@@ -386,6 +393,9 @@ SIMULATOR_PORTS = {
     "openai": env.int("SIMULATOR_OPENAI_PORT", default=3030),
     "dashscope": env.int("SIMULATOR_DASHSCOPE_PORT", default=3040),
 }
+# demo (issue 15): seconds until a QR login on the running simulators (`manage.py simulate`,
+# `make run`) confirms itself, so the account page shows the whole login flow.
+SIMULATOR_LOGIN_CONFIRM_SECONDS = env.float("SIMULATOR_LOGIN_CONFIRM_SECONDS", default=5.0)
 # integrations: daily prune of the call log.
 CELERY_BEAT_SCHEDULE["integrations-call-prune"] = {
     "task": "apps.integrations.tasks.integration_call_prune",
@@ -400,6 +410,43 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True
+
+# --- Console: the admin with django-unfold (issue 15; apps.core.admin_site, navigation) ---------
+# The sidebar (grouped by task, filtered by role) is apps.core.navigation.NAVIGATION: add items
+# there. The home page (dashboard) is built by apps.console.dashboard.
+UNFOLD = {
+    "SITE_TITLE": _("AI Sales Assistant"),
+    "SITE_HEADER": _("AI Sales Assistant"),
+    "SITE_SYMBOL": "support_agent",
+    "SITE_URL": "/",
+    "SITE_FAVICONS": [
+        {"rel": "icon", "type": "image/svg+xml", "href": lambda r: f"/{STATIC_URL}favicon.svg"}
+    ],
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "DASHBOARD_CALLBACK": "apps.console.dashboard.dashboard_callback",
+    "SCRIPTS": [lambda request: "/jsi18n/", lambda request: f"/{STATIC_URL}app/console.js"],
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": "apps.core.navigation.sidebar",
+    },
+    "COLORS": {
+        "primary": {
+            "50": "oklch(97.9% .021 166.113)",
+            "100": "oklch(95% .052 163.051)",
+            "200": "oklch(90.5% .093 164.15)",
+            "300": "oklch(84.5% .143 164.978)",
+            "400": "oklch(76.5% .177 163.223)",
+            "500": "oklch(69.6% .17 162.48)",
+            "600": "oklch(59.6% .145 163.225)",
+            "700": "oklch(50.8% .118 165.612)",
+            "800": "oklch(43.2% .095 166.913)",
+            "900": "oklch(37.8% .077 168.94)",
+            "950": "oklch(26.2% .051 172.552)",
+        },
+    },
+}
 
 # --- Static files and e-mail --------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -594,6 +641,10 @@ CONVERSATION_AI_RESERVE_OUTPUT_TOKENS = env.int(
 )
 # Long answers are split into WeChat-sized messages of at most this many characters.
 CONVERSATION_REPLY_CHUNK_CHARS = env.int("CONVERSATION_REPLY_CHUNK_CHARS", default=600)
+# harden: at most this many messages per answer (the last kept one ends with "…"), and at most
+# this many characters of the customer's text go to the AI (the cut is noted in the input).
+CONVERSATION_REPLY_MAX_CHUNKS = env.int("CONVERSATION_REPLY_MAX_CHUNKS", default=5)
+CONVERSATION_AI_INPUT_MAX_CHARS = env.int("CONVERSATION_AI_INPUT_MAX_CHARS", default=4000)
 # A reply the salesperson sends from the phone pauses the AI of that chat this long.
 CONVERSATION_PHONE_PAUSE_SECONDS = env.int("CONVERSATION_PHONE_PAUSE_SECONDS", default=1800)
 # Customer words that hand the chat to a person (organisations add theirs in
@@ -676,12 +727,16 @@ LOGGING = {
             "json_ensure_ascii": False,
         },
     },
-    "filters": {"context": {"()": "apps.core.logcontext.ContextFilter"}},
+    # harden: every handler masks known credentials (apps.core.secrets), traceback included.
+    "filters": {
+        "context": {"()": "apps.core.logcontext.ContextFilter"},
+        "secrets": {"()": "apps.core.secrets.SecretMaskingFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["context"],
+            "filters": ["context", "secrets"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

@@ -119,25 +119,38 @@ def test_staff_usage_page_is_scoped(client, org, other_org, staff_manager, usage
     assert other.status_code == 404
 
 
-def test_staff_without_orgs_cannot_open_the_usage_page(client):
-    user = UserFactory(is_staff=True)
+def test_users_without_an_organisation_are_sent_to_login(client):
+    user = UserFactory(is_staff=True)  # is_staff alone opens nothing
     client.force_login(user)
-    assert client.get(reverse("admin:billing_costledger_usage")).status_code == 403
-
-
-def test_non_staff_are_sent_to_login(client, member):
-    client.force_login(member)
     response = client.get(reverse("admin:billing_costledger_usage"))
     assert response.status_code == 302 and "/login/" in response["Location"]
 
 
-def test_staff_may_view_but_not_change_global_prices(client, org, staff_manager):
+def test_members_sign_in_without_is_staff(client, member):
+    assert not member.is_staff
+    client.force_login(member)
+    assert client.get(reverse("admin:billing_costledger_usage")).status_code == 200
+
+
+def test_global_prices_are_platform_internals(client, org, staff_manager, member):
     global_price = ModelPriceFactory(model="g-admin")
-    client.force_login(staff_manager)
+    override = ModelPriceFactory(model="o-admin", org=org)
     url = reverse("admin:billing_modelprice_change", args=[global_price.id])
-    assert client.get(url).status_code == 200
-    response = client.post(url, {"provider": "*", "model": "g-admin", "unit_price": "9"})
-    assert response.status_code == 403
+    for user in (staff_manager, member):  # a manager and an admin of the organisation
+        client.force_login(user)
+        listing = client.get(reverse("admin:billing_modelprice_changelist")).content.decode()
+        assert "o-admin" in listing and "g-admin" not in listing
+        assert client.get(url).status_code in (302, 403, 404)
+        response = client.post(url, {"provider": "*", "model": "g-admin", "unit_price": "9"})
+        assert response.status_code in (302, 403, 404)
+    global_price.refresh_from_db()
+    assert global_price.unit_price != 9
+    # A manager reads the organisation's prices; an admin changes them.
+    client.force_login(staff_manager)
+    override_url = reverse("admin:billing_modelprice_change", args=[override.id])
+    assert client.get(override_url).status_code == 200
+    assert client.post(override_url, {"model": "o-admin"}).status_code == 403
+    client.force_login(member)
     # A price without an organisation (global) cannot be added by staff.
     response = client.post(
         reverse("admin:billing_modelprice_add"),
@@ -172,8 +185,13 @@ def test_staff_may_view_but_not_change_global_prices(client, org, staff_manager)
     assert ModelPrice.objects.get(org=org, model="send_text").unit_price == 1
 
 
-def test_budget_admin_saves_through_the_service(client, org, other_org, staff_manager, outsider):
-    client.force_login(staff_manager)
+def test_budget_admin_saves_through_the_service(
+    client, org, other_org, staff_manager, member, outsider
+):
+    client.force_login(staff_manager)  # managers read budgets only
+    assert client.get(reverse("admin:billing_budget_changelist")).status_code == 200
+    assert client.get(reverse("admin:billing_budget_add")).status_code == 403
+    client.force_login(member)  # an admin of the organisation
     data = {
         "name": "Admin budget",
         "scope": "user",
@@ -188,7 +206,7 @@ def test_budget_admin_saves_through_the_service(client, org, other_org, staff_ma
     response = client.post(reverse("admin:billing_budget_add"), data)
     assert response.status_code == 200  # outsider is not a member: not a valid choice
     assert not Budget.objects.filter(name="Admin budget").exists()
-    data["user"] = staff_manager.id
+    data["user"] = member.id
     response = client.post(reverse("admin:billing_budget_add"), data)
     assert response.status_code == 302, response.content[:2000]
     budget = Budget.objects.get(name="Admin budget")

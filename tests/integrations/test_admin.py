@@ -29,8 +29,9 @@ def _no_retry_sleep(monkeypatch):
 
 @pytest.fixture
 def staff_manager(org):
-    user = UserFactory(is_staff=True, default_org=org)
-    MembershipFactory(org=org, user=user, role=Role.MANAGER)
+    """An admin of the organisation (integrations are theirs); no is_staff flag needed."""
+    user = UserFactory(default_org=org)
+    MembershipFactory(org=org, user=user, role=Role.ADMIN)
     return user
 
 
@@ -38,6 +39,28 @@ def staff_manager(org):
 def staff_client(client, staff_manager):
     client.force_login(staff_manager)
     return client
+
+
+@pytest.mark.parametrize("role", [Role.MANAGER, Role.VIEWER])
+def test_managers_and_viewers_read_connections_without_secrets(client, org, role):
+    user = UserFactory(default_org=org)
+    MembershipFactory(org=org, user=user, role=role)
+    client.force_login(user)
+    connection = PlatformConnectionFactory(org=org, token="read-only-never-8888", password="pw-9999")
+    app = AIAppFactory(org=org, api_key="sk-read-only-6666")
+    for url in (
+        f"{ADMIN}/platformconnection/{connection.id}/change/",
+        f"{ADMIN}/aiapp/{app.id}/change/",
+    ):
+        page = client.get(url)
+        assert page.status_code == 200
+        text = page.content.decode()
+        for secret in ("read-only-never-8888", "pw-9999", "sk-read-only-6666"):
+            assert secret not in text
+    assert "****8888" in client.get(f"{ADMIN}/platformconnection/{connection.id}/change/").content.decode()
+    response = client.post(f"{ADMIN}/platformconnection/{connection.id}/change/", {"name": "x"})
+    assert response.status_code == 403
+    assert client.get(f"{ADMIN}/platformconnection/add/").status_code == 403
 
 
 def test_connection_list_and_form_never_show_the_secret(staff_client, org):

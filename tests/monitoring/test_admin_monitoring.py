@@ -47,7 +47,8 @@ def test_dashboard_shows_status_sparkline_alerts_and_cost(client, org, other_org
 
 def test_dashboard_refuses_staff_without_an_org(client):
     client.force_login(UserFactory(is_staff=True))
-    assert client.get(reverse("admin:monitoring_alert_dashboard")).status_code == 403
+    response = client.get(reverse("admin:monitoring_alert_dashboard"))
+    assert response.status_code == 302 and "/login/" in response["Location"]
 
 
 def test_alert_list_is_scoped_and_resolve_action_works(client, org, other_org, staff_manager):
