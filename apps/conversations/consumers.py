@@ -189,6 +189,8 @@ class _ChatBase(RealtimeConsumer):
                 "user_id": self.user.id,
                 "name": self.user.get_full_name(),
                 "is_typing": bool(data.get("is_typing", True)),
+                # The workspace also says "I am looking at it" so two people don't answer.
+                "viewing": bool(data.get("viewing", data.get("is_typing", True))),
             },
             groups=[realtime.group_for_conversation(self.org.id, conversation_id)],
             exclude_user_id=self.user.id,

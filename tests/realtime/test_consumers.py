@@ -331,6 +331,7 @@ def test_join_leave_and_typing_relay_to_other_watchers_only(org, member, make_me
             "user_id": member.id,
             "name": member.get_full_name(),
             "is_typing": True,
+            "viewing": True,
         }
         assert (await receive_until(c, "typing"))["data"]["user_id"] == member.id
         assert [e for e in await drain(a, 0.2) if e["type"] == "typing"] == []

@@ -19,10 +19,11 @@ from django.views.decorators.http import require_GET
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.conversations import selectors
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import Conversation, Label, Message
 from apps.conversations.org_prefs import sees_all
 from apps.core.tenancy import resolve_membership
-from apps.orgs.models import Role, role_at_least
+from apps.orgs.models import Membership, Role, role_at_least
+from apps.wechat_accounts.models import WeChatAccount
 
 # Where a session may have stored the organisation chosen in the console's header.
 SESSION_ORG_KEYS = ("active_org", "org_id", "organization")
@@ -65,6 +66,16 @@ def index(request, conversation_id: int | None = None):
         is None
     ):
         raise Http404
+    members = [
+        {"id": m.user_id, "name": m.user.get_full_name() or m.user.email}
+        for m in Membership.objects.filter(org=org).select_related("user").order_by("id")[:500]
+    ]
+    accounts = list(
+        WeChatAccount.objects.filter(org=org).order_by("name").values("id", "name")[:200]
+    )
+    labels = list(
+        Label.objects.filter(org=org).order_by("name").values_list("name", flat=True)[:200]
+    )
     config = {
         "org": {"id": org.id, "slug": org.slug, "name": org.name},
         "user": {
@@ -75,6 +86,9 @@ def index(request, conversation_id: int | None = None):
         "can_write": role_at_least(membership.role, Role.AGENT),
         "sees_all": sees_all(org=org, user=request.user, role=membership.role),
         "conversation_id": conversation_id,
+        "members": members,
+        "accounts": accounts,
+        "labels_all": labels,
         "urls": {
             "api": "/api/v1/",
             "ws": "/ws/chat/",
