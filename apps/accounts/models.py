@@ -89,6 +89,7 @@ class AuditEvent(models.Model):
         INVITATION_REVOKED = "invitation_revoked", _("Invitation revoked")
         CREDENTIALS_CHANGED = "credentials_changed", _("Credentials changed")
         ORG_UPDATED = "org_updated", _("Organization updated")
+        SERVICES_RESTARTED = "services_restarted", _("Integrations restarted")
 
     org = models.ForeignKey(
         "orgs.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"

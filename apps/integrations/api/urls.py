@@ -3,7 +3,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.routers import SimpleRouter
 
-from apps.integrations.api import views, webhook_views
+from apps.integrations.api import restart_views, views, webhook_views
 from apps.integrations.selectors import SERVICE_SPECS
 
 SERVICE_KEYS = "|".join(SERVICE_SPECS)
@@ -29,6 +29,11 @@ urlpatterns = [
         name="service-stats",
     ),
     path("integrations/services/sync/", views.ServicesSyncView.as_view(), name="integrations-sync"),
+    path(
+        "integrations/services/restart",
+        restart_views.ServicesRestartView.as_view(),
+        name="integrations-restart",
+    ),
     # The platforms' webhooks (core loop; apps/integrations/api/webhook_views.py).
     path(
         "integrations/gewe/webhook/<str:secret>/",
