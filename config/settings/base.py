@@ -608,6 +608,9 @@ SOP_DRY_RUN_MAX = env.int("SOP_DRY_RUN_MAX", default=100)
 # --- Conversations and the core loop (apps.conversations, apps.integrations webhooks) -----------
 # Webhook bodies above this size answer 413; rejected bodies are stored truncated (chars below).
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+# ops: events a minute one connection may post before 429 + Retry-After (0 disables). Far above
+# any real account (a busy team is ~20 a second); stops a leaked webhook URL flooding the inbox.
+WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int("WEBHOOK_RATE_LIMIT_PER_MINUTE", default=12000)
 WEBHOOK_REJECTED_BODY_CHARS = env.int("WEBHOOK_REJECTED_BODY_CHARS", default=2000)
 # Seconds a web process caches the connection of a webhook secret (a rotated or disabled secret
 # keeps working that long in each process; 0 looks it up on every request).

@@ -6,6 +6,8 @@ parsing happens in the worker (``apps.integrations.webhooks``).
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -14,12 +16,34 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.redis import get_redis, redis_key
 from apps.integrations import webhooks
 from apps.integrations.models import PlatformConnection
 
 
 def _error(status: int, code: str, message: str) -> Response:
     return Response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _over_rate(connection: PlatformConnection) -> int:
+    """Seconds to wait when the connection is over ``WEBHOOK_RATE_LIMIT_PER_MINUTE`` (fixed
+    one-minute windows in Redis, one round trip), else 0. The limit sits far above any real
+    account's traffic (12,000 a minute by default, 200 a second on one connection); it stops a
+    leaked webhook URL from flooding the inbox, never a platform's burst. A refused event is
+    not stored: the platform retries it. A Redis outage admits everything."""
+    limit = settings.WEBHOOK_RATE_LIMIT_PER_MINUTE
+    if limit <= 0:
+        return 0
+    window = int(time.time() // 60)
+    key = redis_key("webhook-rate", connection.pk, window)
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count = pipe.execute()[0]
+    except Exception:  # noqa: BLE001 - never refuse a platform because Redis is down
+        return 0
+    return 0 if count <= limit else max(1, (window + 1) * 60 - int(time.time()))
 
 
 class _WebhookView(APIView):
@@ -36,6 +60,7 @@ class _WebhookView(APIView):
             400: OpenApiResponse(description="Not JSON / not the platform's shape (recorded)"),
             404: OpenApiResponse(description="Unknown secret"),
             413: OpenApiResponse(description="Body over WEBHOOK_MAX_BODY_BYTES"),
+            429: OpenApiResponse(description="Over WEBHOOK_RATE_LIMIT_PER_MINUTE (Retry-After)"),
         },
         auth=[],
     )
@@ -43,6 +68,11 @@ class _WebhookView(APIView):
         connection = webhooks.connection_for_secret(provider=self.provider, secret=secret)
         if connection is None:
             return _error(404, "not_found", _("Unknown webhook URL."))
+        wait = _over_rate(connection)
+        if wait:
+            response = _error(429, "throttled", _("Too many webhook events; retry later."))
+            response["Retry-After"] = str(wait)
+            return response
         limit = settings.WEBHOOK_MAX_BODY_BYTES
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
