@@ -132,9 +132,26 @@ export async function uploadMedia(file, { orgId, kind } = {}) {
   return data;
 }
 
+function paperclip() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "18");
+  svg.setAttribute("height", "18");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", "M16.5 6.5v10a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5");
+  path.setAttribute("fill", "none");
+  path.setAttribute("stroke", "currentColor");
+  path.setAttribute("stroke-width", "1.6");
+  path.setAttribute("stroke-linecap", "round");
+  svg.append(path);
+  return svg;
+}
+
 export function attachmentInput({ orgId, onUploaded, onError } = {}) {
   const input = node("input", { type: "file", class: "ws-attach-input", hidden: true, "aria-label": _("Attach a file") });
-  const label = node("label", { class: "ws-attach", title: _("Attach a file") }, node("span", { "aria-hidden": "true", text: "📎" }), input);
+  const label = node("label", { class: "ws-attach", title: _("Attach a file") }, paperclip(), node("span", { class: "ws-attach-text", text: _("File") }), input);
   input.addEventListener("change", async () => {
     const file = input.files && input.files[0];
     input.value = "";

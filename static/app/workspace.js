@@ -4,6 +4,7 @@
  * Every user-visible string goes through Django's JavaScript catalogue (gettext).
  */
 import { connect } from "./live.js";
+import { attachmentInput, renderMedia } from "./media.js";
 
 const config = JSON.parse(document.getElementById("workspace-config").textContent);
 const _ = (s) => (window.gettext ? window.gettext(s) : s);
@@ -365,7 +366,9 @@ function renderMessage(m) {
   const side = m.direction === "inbound" ? "in" : "out";
   const kind = m.kind === "system" || m.sender_kind === "system" ? " ws-bubble-system" : "";
   let body;
-  if (m.kind === "image" && m.media_url) body = el("img", { class: "ws-media", src: m.media_url, alt: _("Image"), loading: "lazy" });
+  // media (static/app/media.js): thumbnail, player, download link, pending or 媒体获取失败.
+  const media = renderMedia(m);
+  if (media) body = media;
   else if (m.text) body = el("div", { class: "ws-text", text: m.text });
   else body = el("div", { class: "ws-text ws-muted", text: `[${(config.labels.kind || {})[m.kind] || m.kind}]` });
   return el(
@@ -765,6 +768,16 @@ function setupComposer() {
     e.preventDefault();
     submitComposer();
   });
+  // media: the paperclip uploads a file and sends it at once (image / video / file).
+  $("ws-composer").querySelector(".ws-composer-foot").prepend(
+    attachmentInput({
+      orgId: config.org.id,
+      onUploaded: sendMedia,
+      onError: (err) => {
+        $("ws-composer-error").textContent = err.message;
+      },
+    }),
+  );
   for (const radio of document.querySelectorAll('input[name="ws-compose-kind"]')) {
     radio.addEventListener("change", () => {
       state.composeKind = radio.value;
@@ -1082,6 +1095,28 @@ live.on("conversation_removed", (data) => {
     closeThread();
   }
   refreshCounts();
+});
+
+async function sendMedia(media, kind) {
+  if (!state.current || state.composeKind === "note") return;
+  const id = state.current;
+  $("ws-composer-error").textContent = "";
+  try {
+    const clientId = `ws:${config.user.id}:${Date.now()}:${Math.random().toString(36).slice(2, 8)}`;
+    const body = { kind, media: media.id, client_msg_id: clientId };
+    const message = await api(`conversations/${id}/messages/`, { method: "POST", body });
+    if (upsertMessage({ ...message, conversation_id: id })) renderThread({ toBottom: true });
+  } catch (err) {
+    $("ws-composer-error").textContent = err.message;
+  }
+}
+
+live.on("message_media_update", (data) => {
+  if (data.conversation_id !== state.current) return;
+  const known = state.messages.get(data.message_id);
+  if (!known) return;
+  state.messages.set(data.message_id, { ...known, media: data.media });
+  renderThread();
 });
 
 live.on("message_status_update", (data) => {
