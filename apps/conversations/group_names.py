@@ -81,18 +81,23 @@ def member_display_name(conversation, member_wxid: str, messages: list[Message])
     lack it. Returns "" when no name is known (callers fall back to the wxid)."""
     if not member_wxid or conversation.contact is None:
         return ""
-    name = next((m.sender_name for m in messages if m.sender_name), "")
+    # A name the platform sent with the message (GeWe's PushContent) counts unless it is only
+    # the wxid again.
+    name = next(
+        (m.sender_name for m in messages if m.sender_name and m.sender_name != member_wxid), ""
+    )
     if not name:
         name = _member_name(conversation.contact, member_wxid)
     if not name and _claim_lookup(conversation.contact):
         _lookup(conversation)
         name = _member_name(conversation.contact, member_wxid)
     if name:
-        missing = [m.pk for m in messages if not m.sender_name]
+        missing = [m.pk for m in messages if m.sender_name in ("", member_wxid)]
         if missing:
             Message.objects.filter(org_id=conversation.org_id, pk__in=missing).update(
                 sender_name=name[:200]
             )
             for message in messages:
-                message.sender_name = message.sender_name or name[:200]
+                if message.sender_name in ("", member_wxid):
+                    message.sender_name = name[:200]
     return name
