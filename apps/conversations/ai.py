@@ -53,6 +53,9 @@ from apps.integrations.clients import errors as client_errors
 
 logger = logging.getLogger(__name__)
 
+# Appended to the AI's input (not shown to anyone) when the customer's text was cut.
+AI_INPUT_CUT_NOTE = "[The customer's text was cut: the first %(kept)d of %(total)d characters.]"
+
 
 # -- scheduling ------------------------------------------------------------------------------
 
@@ -455,7 +458,17 @@ def _question(conversation: Conversation, pending: list[Message]) -> str:
         if is_group and _speaker(message):
             text = f"{_speaker(message)}: {text}"
         lines.append(text)
-    return "\n".join(lines)
+    return cap_input_text("\n".join(lines))
+
+
+def cap_input_text(text: str) -> str:
+    """At most ``CONVERSATION_AI_INPUT_MAX_CHARS`` of the customer's text go to the AI (a pasted
+    novel would cost the budget and drown the answer); the cut is said in the text itself."""
+    limit = int(settings.CONVERSATION_AI_INPUT_MAX_CHARS)
+    if limit <= 0 or len(text) <= limit:
+        return text
+    logger.info("ai: customer text of %d characters cut to %d", len(text), limit)
+    return text[:limit] + "\n" + AI_INPUT_CUT_NOTE % {"total": len(text), "kept": limit}
 
 
 def _context(conversation: Conversation, ai_app, pending: list[Message]) -> list[dict]:

@@ -159,6 +159,7 @@ def call_with_failover(
     returns a ``ChatResult`` (it raises the clients' typed errors).
     """
     from apps.billing import services as billing
+    from apps.integrations import services as integrations
 
     outcome = FailoverOutcome()
     attempts = max(1, settings.AI_APP_ATTEMPTS)
@@ -179,8 +180,12 @@ def call_with_failover(
                     provider=ai_app.provider,
                     model=ai_app.model or ai_app.app_id or ai_app.provider,
                     kind="chat",
-                    estimated_input_tokens=billing.estimate_tokens(messages),
-                    estimated_output_tokens=settings.CONVERSATION_AI_RESERVE_OUTPUT_TOKENS,
+                    # What is really sent (system prompt included), and exactly the
+                    # max_tokens the client sends.
+                    estimated_input_tokens=billing.estimate_tokens(
+                        integrations.with_system_prompt(ai_app, messages)
+                    ),
+                    estimated_output_tokens=integrations.ai_output_token_cap(ai_app),
                     request_id=_request_id(turn, ai_app, index, attempt),
                     wechat_account_id=conversation.account_id,
                     conversation_id=conversation.pk,

@@ -17,6 +17,23 @@ def mention_prefix(name: str) -> str:
     return f"@{name}\u2005"
 
 
+TRUNCATION_MARK = "…"
+
+
+def cap_chunks(chunks: list[str], *, max_chunks: int, limit: int) -> list[str]:
+    """At most ``max_chunks`` WeChat messages per answer (one answer once went out as 40, an
+    echo as 1,506); the last one kept ends with "…" when the rest is dropped."""
+    max_chunks = max(1, int(max_chunks))
+    if len(chunks) <= max_chunks:
+        return chunks
+    kept = chunks[:max_chunks]
+    last = kept[-1]
+    if len(last) + len(TRUNCATION_MARK) > limit:
+        last = last[: max(0, limit - len(TRUNCATION_MARK))]
+    kept[-1] = last.rstrip() + TRUNCATION_MARK
+    return kept
+
+
 def send_reply(
     *,
     conversation: Conversation,
@@ -35,7 +52,11 @@ def send_reply(
     from apps.conversations.services import push_new_message
     from apps.wechat_accounts.services import send
 
-    chunks = split_reply(text, settings.CONVERSATION_REPLY_CHUNK_CHARS)
+    chunks = cap_chunks(
+        split_reply(text, settings.CONVERSATION_REPLY_CHUNK_CHARS),
+        max_chunks=settings.CONVERSATION_REPLY_MAX_CHUNKS,
+        limit=settings.CONVERSATION_REPLY_CHUNK_CHARS,
+    )
     at_wxids = None
     is_group = conversation.contact.kind == "group"
     if is_group and mention_wxid:

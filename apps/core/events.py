@@ -23,3 +23,8 @@ tag_applied = Signal()
 ai_app_breaker_opened = Signal()
 # kwargs: org_id, ai_app_id, ai_app_name (its probe succeeded: the breaker closed again)
 ai_app_breaker_closed = Signal()
+# kwargs: org_id, request_id, provider, model, reserved_tokens, reported_tokens,
+# reported_input_tokens, reported_output_tokens, reserved_cost, currency, conversation_id (a
+# provider reported more usage than was reserved under a hard budget; only the reservation was
+# charged)
+ai_usage_overrun = Signal()

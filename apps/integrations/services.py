@@ -213,8 +213,13 @@ def ai_client_for(
         from apps.integrations.clients.openai_compat import OpenAICompatClient
 
         extra_body = dict((ai_app.extra or {}).get("body") or {})
-        if ai_app.max_tokens:
-            extra_body.setdefault("max_tokens", ai_app.max_tokens)
+        # Always cap the answer at what the turn reserves: without max_tokens a provider may
+        # answer at length and spend far past the budget.
+        if "max_completion_tokens" not in extra_body:
+            cap = ai_output_token_cap(ai_app)
+            configured = extra_body.get("max_tokens")
+            smaller = isinstance(configured, int) and 0 < configured < cap
+            extra_body["max_tokens"] = configured if smaller else cap
         return OpenAICompatClient(
             ai_app.base_url,
             ai_app.api_key,
@@ -235,6 +240,12 @@ def ai_client_for(
 
         return DifyClient(ai_app.base_url, ai_app.api_key, **common)
     raise ApplicationError(_("Unknown AI provider."))
+
+
+def ai_output_token_cap(ai_app: AIApp) -> int:
+    """The most output tokens one call of ``ai_app`` may produce: what a turn reserves in the
+    budget and sends as ``max_tokens`` (the app's own value, else a sane default)."""
+    return int(ai_app.max_tokens or settings.CONVERSATION_AI_RESERVE_OUTPUT_TOKENS)
 
 
 def openai_flavor(ai_app: AIApp) -> str:

@@ -682,7 +682,7 @@ def test_budget_status_reports_percent_and_projection(org, price):
     budget = BudgetFactory(org=org, money_limit=Decimal("1"), token_limit=10000)
     with time_machine.travel(dt.datetime(2025, 4, 10, 16, 0, tzinfo=dt.UTC), tick=False):
         # 10 April 16:00 UTC = 11 April 00:00 Shanghai: 10 of 30 days elapsed.
-        resv = _reserve(org, "s")
+        resv = _reserve(org, "s", tokens_in=1000, tokens_out=0)  # settled within its hold
         services.settle(reservation=resv, input_tokens=1000, output_tokens=0)  # 0.008, 1000 tok
         _reserve(org, "held")
         status = selectors.budget_status(budget=budget, org=org)

@@ -25,6 +25,7 @@ from apps.billing.services._common import BudgetExceeded
 from apps.billing.services.budgets import _lock_budgets
 from apps.billing.services.prices import _normalise_currency, _price_and_cost
 from apps.billing.services.thresholds import _alert_refusal, _evaluate_thresholds
+from apps.core import events
 from apps.core.exceptions import NotFoundError
 from apps.orgs.models import Organization
 
@@ -273,6 +274,15 @@ def _settle(
     source = usage_source or (
         CostLedger.UsageSource.ESTIMATED if estimated else CostLedger.UsageSource.REPORTED
     )
+    input_tokens = reservation.estimated_input_tokens if input_tokens is None else input_tokens
+    output_tokens = reservation.estimated_output_tokens if output_tokens is None else output_tokens
+    input_tokens, output_tokens = _cap_to_reservation(
+        org=org,
+        reservation=reservation,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        model=model,
+    )
     entry = _write_ledger(
         org=org,
         reservation=reservation,
@@ -284,10 +294,8 @@ def _settle(
         provider=reservation.provider,
         model=model or reservation.model,
         kind=reservation.kind,
-        input_tokens=reservation.estimated_input_tokens if input_tokens is None else input_tokens,
-        output_tokens=(
-            reservation.estimated_output_tokens if output_tokens is None else output_tokens
-        ),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
         units=reservation.estimated_units if units is None else units,
         provider_cost=provider_cost,
         provider_currency=provider_currency,
@@ -297,6 +305,48 @@ def _settle(
     reservation.finished_at = entry.created_at
     reservation.save(update_fields=["status", "finished_at", "updated_at"])
     return entry
+
+
+def _cap_to_reservation(
+    *, org, reservation: Reservation, input_tokens: int, output_tokens: int, model: str | None
+) -> tuple[int, int]:
+    """Usage to charge: at most the reservation's worth when a hard (blocking) budget applies.
+
+    ``reserve`` proved that the reserved amount fits the budget; a provider that bills more
+    (ignored ``max_tokens``, a server-side history larger than we saw) would otherwise take the
+    organisation past its hard limit after the fact. The overrun is announced as
+    ``ai_usage_overrun`` after commit (monitoring raises an alert) instead of being charged.
+    """
+    reserved_in = int(reservation.estimated_input_tokens)
+    reserved_out = int(reservation.estimated_output_tokens)
+    if input_tokens <= reserved_in and output_tokens <= reserved_out:
+        return input_tokens, output_tokens
+    blocking = (
+        selectors.budgets_applicable(
+            org=org,
+            user_id=reservation.user_id,
+            wechat_account_id=reservation.wechat_account_id,
+        )
+        .filter(action=Budget.Action.BLOCK)
+        .exists()
+    )
+    if not blocking:
+        return input_tokens, output_tokens
+    overrun = {
+        "org_id": org.pk,
+        "request_id": reservation.request_id,
+        "provider": reservation.provider,
+        "model": model or reservation.model,
+        "reserved_tokens": reserved_in + reserved_out,
+        "reported_tokens": input_tokens + output_tokens,
+        "reported_input_tokens": input_tokens,
+        "reported_output_tokens": output_tokens,
+        "reserved_cost": str(reservation.estimated_cost),
+        "currency": reservation.currency,
+        "conversation_id": reservation.conversation_id,
+    }
+    transaction.on_commit(lambda: events.ai_usage_overrun.send(sender=Reservation, **overrun))
+    return min(input_tokens, reserved_in), min(output_tokens, reserved_out)
 
 
 @transaction.atomic
