@@ -29,7 +29,6 @@ class ConsoleAdminSite(UnfoldAdminSite):
     site_header = gettext_lazy("AI Sales Assistant")
     site_title = gettext_lazy("AI Sales Assistant")
     index_title = gettext_lazy("Home")
-    enable_nav_sidebar = False  # unfold draws its own sidebar
 
     def has_permission(self, request) -> bool:
         user = request.user

@@ -47,7 +47,14 @@ NAVIGATION: list[Group] = [
         _("Workbench"),
         [
             Item(_("Home"), "home", url="admin:index", roles=EVERYONE),
-            Item(_("Workspace"), "forum", url="workspace:index", roles=EVERYONE),
+            Item(_("Agent workspace"), "forum", url="workspace:index", roles=EVERYONE),
+            # demo (issue 15): a simulated customer writes through the platform simulator.
+            Item(
+                _("Simulate a customer message"),
+                "science",
+                url="simulate_customer",
+                roles=("agent", "manager", "admin", "owner"),
+            ),
             Item(_("Conversations"), "chat", model="conversations.Conversation"),
             Item(_("Messages"), "sms", model="conversations.Message"),
             Item(_("Notifications"), "notifications", model="monitoring.Notification"),
@@ -91,6 +98,8 @@ NAVIGATION: list[Group] = [
     Group(
         _("Costs"),
         [
+            # reports (issue 21): charts and tables; agents see their own figures.
+            Item(_("Reports"), "analytics", model="reports.DailyStat"),
             Item(
                 _("Usage"),
                 "monitoring",
@@ -139,7 +148,7 @@ NAVIGATION: list[Group] = [
         _("Platform"),
         [
             Item(_("Users"), "person", model="accounts.User"),
-            Item(_("Groups"), "groups", model="auth.Group"),
+            Item(_("Permission groups"), "groups", model="auth.Group"),
             Item(_("Webhook events"), "move_to_inbox", model="integrations.WebhookEvent"),
             Item(_("Budget reservations"), "lock_clock", model="billing.Reservation"),
             Item(_("Periodic tasks"), "schedule", model="django_celery_beat.PeriodicTask"),
@@ -207,16 +216,30 @@ def visible_navigation(request) -> list[tuple[Group, list[tuple[Item, str]]]]:
     return result
 
 
+def _active_link(request, links: list[str]) -> str:
+    """The link the page belongs to: the longest one the path starts with (the settings page
+    lives under the organisation list, a change page under its list)."""
+    index = reverse("admin:index")
+    path = request.path
+    if path == index:
+        return index
+    candidates = [link for link in links if link != index and path.startswith(link.split("?")[0])]
+    return max(candidates, key=len, default="")
+
+
 def sidebar(request) -> list[dict]:
     """unfold's ``SIDEBAR.navigation`` for this request."""
+    navigation = visible_navigation(request)
+    active = _active_link(request, [link for _g, items in navigation for _i, link in items])
     return [
         {
             "title": group.title,
             "separator": True,
             "collapsible": False,
             "items": [
-                {"title": item.title, "icon": item.icon, "link": link} for item, link in items
+                {"title": item.title, "icon": item.icon, "link": link, "active": link == active}
+                for item, link in items
             ],
         }
-        for group, items in visible_navigation(request)
+        for group, items in navigation
     ]

@@ -57,8 +57,8 @@ class Section(StrEnum):
 SECTION_LABELS = {
     Section.HANDOFF: _("Handoff to a person"),
     Section.AI: _("AI analysis"),
-    Section.CONVERSATIONS: _("Conversations"),
-    Section.SENDING: _("Sending"),
+    Section.CONVERSATIONS: _("Conversation handling"),
+    Section.SENDING: _("Sending limits"),
     Section.NOTIFICATIONS: _("Notifications"),
 }
 
