@@ -344,6 +344,11 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
         "MessageKindEnum": "apps.conversations.models.Message.Kind",
         "OutboundKindEnum": ["text", "image", "file", "link"],
+        # media
+        "ReplyKindEnum": ["text", "image", "file", "video", "link"],
+        "MediaFileKindEnum": "apps.media.models.MediaFile.Kind",
+        "MediaFileSourceEnum": "apps.media.models.MediaFile.Source",
+        "SopStepKindEnum": "apps.sop.models.SopStep.Kind",
         # sop
         "SopPlanStatusEnum": "apps.sop.models.SopPlan.Status",
         "SopRunStatusEnum": "apps.sop.models.SopRun.Status",
