@@ -234,7 +234,8 @@ class MessageAdmin(OrgScopedAdmin):
         "status",
         "created_at",
     )
-    list_filter = ("direction", "sender_kind", "kind", "status")
+    # media: "Media fetch failed" (媒体获取失败) is a filter; the reason is media_error.
+    list_filter = ("direction", "sender_kind", "kind", "status", "media_status")
     search_fields = ("text", "platform_msg_id", "sender_wxid")
     readonly_fields = [f.name for f in Message._meta.fields]
     list_select_related = ("conversation",)
