@@ -161,7 +161,9 @@ def message_media_fetch(*, org_id: int, message_id: int) -> str:
         reason = f"{type(exc).__name__}: {exc}"[:300]
         transient = exc.retryable or isinstance(exc, client_errors.AccountOffline)
         if transient and attempts < settings.MEDIA_DOWNLOAD_MAX_ATTEMPTS:
-            Message.objects.filter(pk=message.pk).update(media_error=reason)
+            Message.objects.filter(pk=message.pk).update(
+                media_error=reason, updated_at=timezone.now()
+            )
             schedule_fetch(org_id=org_id, message_id=message.pk, countdown=_backoff(attempts))
             return "retry"
         return _fail(message, reason)
@@ -256,3 +258,24 @@ def platform_media_url(message: Message) -> str:
 def video_thumb_url() -> str:
     """The public cover image of a video sent without a thumbnail."""
     return f"{settings.PUBLIC_BASE_URL}{reverse('media:video-cover')}"
+
+
+def media_fetch_recover(*, now=None, limit: int = 500) -> int:
+    """Periodic (all organisations): re-enqueue downloads still ``pending`` long after their
+    last attempt or backoff should have run (a lost broker task, a worker killed mid-retry).
+    Duplicates are harmless: each attempt claims the message first."""
+    from datetime import timedelta
+
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.MEDIA_DOWNLOAD_RETRY_MAX_SECONDS * 2)
+    rows = list(
+        Message.objects.filter(media_status=Message.MediaStatus.PENDING, updated_at__lt=stale)
+        .order_by("updated_at")
+        .values_list("org_id", "pk")[:limit]
+    )
+    for org_id, message_id in rows:
+        Message.objects.filter(pk=message_id, media_status=Message.MediaStatus.PENDING).update(
+            updated_at=now
+        )
+        schedule_fetch(org_id=org_id, message_id=message_id)
+    return len(rows)

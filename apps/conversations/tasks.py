@@ -44,3 +44,12 @@ def message_media_fetch(*, org_id: int, message_id: int) -> str:
     from apps.conversations.media import message_media_fetch as fetch
 
     return fetch(org_id=org_id, message_id=message_id)
+
+
+@shared_task(soft_time_limit=50, time_limit=60)
+def media_fetch_recover() -> int:
+    """Periodic: re-enqueue received media whose download task was lost (all organisations;
+    idempotent: every attempt claims the message first)."""
+    from apps.conversations.media import media_fetch_recover as recover
+
+    return recover()

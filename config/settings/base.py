@@ -238,6 +238,12 @@ CELERY_BEAT_SCHEDULE["conversations-lifecycle"] = {
     "schedule": 60.0,
     "options": {"expires": 55},
 }
+# media (conversations): re-enqueue downloads of received media whose task was lost.
+CELERY_BEAT_SCHEDULE["conversations-media-fetch-recover"] = {
+    "task": "apps.conversations.tasks.media_fetch_recover",
+    "schedule": 300.0,
+    "options": {"expires": 290},
+}
 # billing: mark reservations left by crashed workers as expired (they stop counting at expiry).
 CELERY_BEAT_SCHEDULE["billing-expire-reservations"] = {
     "task": "apps.billing.tasks.reservations_expire_all_orgs",

@@ -157,3 +157,30 @@ def test_an_inbound_text_schedules_nothing(
     deliver(connection, payload, django_capture_on_commit_callbacks)
     message = Message.objects.get(org=org)
     assert message.media_status == "" and conversation_media.media_payload(message) is None
+
+
+@pytest.mark.django_db
+def test_a_lost_download_task_is_recovered_by_the_periodic_sweep(
+    org, connection, account, ecloud, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.conversations.tasks import media_fetch_recover
+    from apps.integrations.models import WebhookEvent
+    from apps.integrations.webhooks import webhook_event_process
+    from tests.conversations.helpers import post_webhook
+
+    # Store and process the event, but lose every on-commit task (the download among them).
+    with django_capture_on_commit_callbacks(execute=False):
+        assert post_webhook(connection, inbound(ecloud, "image")).status_code == 200
+    with django_capture_on_commit_callbacks(execute=False):
+        webhook_event_process(event_id=WebhookEvent.objects.get().pk)
+    message = Message.objects.get(org=org, kind=Message.Kind.IMAGE)
+    assert message.media_status == Message.MediaStatus.PENDING
+    assert media_fetch_recover() == 0  # not stale yet
+    Message.objects.filter(pk=message.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert media_fetch_recover() == 1
+    message.refresh_from_db()
+    assert message.media_status == Message.MediaStatus.READY
