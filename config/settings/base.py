@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import environ
 from django.utils.translation import gettext_lazy as _
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -188,6 +189,32 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Named queues (issue 19), so a slow AI provider cannot starve webhook processing or sends: run a
+# worker per group in production (`celery -A config worker -Q ai`, docker-compose's worker-*
+# services, `--scale` each). A worker started without -Q consumes every queue below (make run,
+# the tests). Tasks not routed here go to "celery".
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_QUEUE_NAMES = ["webhook", "ai", "send", "sop", "monitoring", "celery"]
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
+CELERY_TASK_ROUTES = {
+    # inbound: webhook events, then media the customer sent
+    "apps.integrations.tasks.webhook_event_process": {"queue": "webhook"},
+    "apps.conversations.tasks.message_media_fetch": {"queue": "webhook"},
+    # the AI turn (seconds per call)
+    "apps.conversations.tasks.ai_turn_run": {"queue": "ai"},
+    # platform I/O: the outbound pipeline, moments, friend requests, logins, contact sync
+    "apps.wechat_accounts.tasks.*": {"queue": "send"},
+    "apps.conversations.tasks.outbound_*": {"queue": "send"},
+    "apps.sop.tasks.*": {"queue": "sop"},
+    # checks, alerts, notifications, reports and housekeeping
+    "apps.monitoring.tasks.*": {"queue": "monitoring"},
+    "apps.reports.tasks.*": {"queue": "monitoring"},
+    "apps.billing.tasks.*": {"queue": "monitoring"},
+    "apps.integrations.tasks.integration_call_prune": {"queue": "monitoring"},
+    "apps.integrations.tasks.connection_test": {"queue": "monitoring"},
+    "apps.conversations.tasks.conversations_lifecycle": {"queue": "monitoring"},
+    "apps.conversations.tasks.core_loop_recover": {"queue": "monitoring"},
+}
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
