@@ -2,7 +2,7 @@
 
 A ``Conversation`` is one chat of one WeChat account with one contact (a person or a group).
 Inbound messages arrive through the webhook inbox (``apps.integrations.webhooks``); outbound
-ones go through the one send pipeline (``apps.wechat_accounts.outbound.send``), whose record is
+ones go through the one send pipeline (``apps.conversations.outbound.send``), whose record is
 the same ``Message`` model. An ``AITurn`` is one AI answer, keyed by the last customer message it
 answers, so a redelivered or retried turn never answers twice.
 """
@@ -133,7 +133,7 @@ class Conversation(OrgScopedModel):
     def __str__(self) -> str:
         if self.contact_id:
             return str(self.contact)
-        return f"conversation {self.pk}"
+        return str(_("Conversation %(id)s") % {"id": self.pk})
 
     def ai_session_state(self, now=None) -> str:
         """active / idle / expired / none, from the last AI activity (seed 003)."""
@@ -196,7 +196,7 @@ class Message(OrgScopedModel):
         _("status"), max_length=16, choices=Status.choices, default=Status.RECEIVED
     )
 
-    # -- the outbound pipeline (apps.wechat_accounts.services.send) ---------------------------
+    # -- the outbound pipeline (apps.conversations.outbound.send) -----------------------------
     account = models.ForeignKey(
         "wechat_accounts.WeChatAccount",
         verbose_name=_("WeChat account"),
@@ -309,7 +309,10 @@ class Message(OrgScopedModel):
         ]
 
     def __str__(self) -> str:
-        return f"message {self.pk} ({self.direction})"
+        # Read by people (admin titles, links): who wrote what, never "message 5 (inbound)".
+        text = (self.text or "").strip().replace("\n", " ")
+        body = text[:30] + ("…" if len(text) > 30 else "") if text else self.get_kind_display()
+        return f"{self.get_sender_kind_display()}：{body}"
 
     @property
     def display_text(self) -> str:
@@ -385,7 +388,13 @@ class AITurn(OrgScopedModel):
         ]
 
     def __str__(self) -> str:
-        return f"AI turn {self.pk} ({self.status})"
+        return str(
+            _("AI reply %(time)s (%(status)s)")
+            % {
+                "time": self.created_at.strftime("%Y-%m-%d %H:%M") if self.created_at else "",
+                "status": self.get_status_display(),
+            }
+        )
 
 
 class AISession(OrgScopedModel):
@@ -435,7 +444,7 @@ class AISession(OrgScopedModel):
         indexes = [models.Index(fields=["state", "last_activity_at"], name="aisession_due")]
 
     def __str__(self) -> str:
-        return f"AI session {self.pk} ({self.state})"
+        return str(_("AI session (%(state)s)") % {"state": self.get_state_display()})
 
 
 class Draft(OrgScopedModel):
@@ -513,7 +522,7 @@ class Draft(OrgScopedModel):
         ]
 
     def __str__(self) -> str:
-        return f"draft {self.pk} ({self.status})"
+        return str(_("AI draft (%(status)s)") % {"status": self.get_status_display()})
 
 
 class Label(OrgScopedModel):

@@ -6,7 +6,9 @@ import logging
 
 from django.db import transaction
 
+from apps.conversations.outbound import outbound_kick_account, send
 from apps.core import events
+from apps.wechat_accounts.models import WeChatAccount
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +22,6 @@ def send_handoff_acknowledgement(sender, *, org_id, conversation_id, reason="", 
     from apps.conversations.models import Conversation
     from apps.conversations.org_prefs import handoff_ack
     from apps.conversations.services import push_new_message
-    from apps.wechat_accounts.services import send
 
     if reason in _SILENT_REASONS:
         return
@@ -52,7 +53,36 @@ def send_handoff_acknowledgement(sender, *, org_id, conversation_id, reason="", 
         logger.exception("Handoff acknowledgement of conversation %s failed", conversation_id)
 
 
+def kick_outbound_when_online(sender, *, org_id, account_id, to_status, **_kwargs) -> None:
+    """An account that comes (back) online sends the messages that waited for it."""
+    if to_status == WeChatAccount.Status.ONLINE:
+        outbound_kick_account(org_id=org_id, account_id=account_id)
+
+
+def send_welcome_message(sender, *, org_id, account_id, request_id, wxid, **_kwargs) -> None:
+    """The account's welcome message to a friend whose request was accepted (once per request:
+    the idempotency key is the request id)."""
+    account = WeChatAccount.objects.select_related("org").filter(org_id=org_id, pk=account_id)
+    account = account.first()
+    if account is None or not account.welcome_message or not wxid:
+        return
+    send(
+        org=account.org,
+        account=account,
+        to_wxid=wxid,
+        kind="text",
+        text=account.welcome_message,
+        client_msg_id=f"welcome-{request_id}",
+    )
+
+
 def connect() -> None:
     events.conversation_handed_off.connect(
         send_handoff_acknowledgement, dispatch_uid="conversations-handoff-ack"
+    )
+    events.account_status_changed.connect(
+        kick_outbound_when_online, dispatch_uid="conversations-outbound-kick"
+    )
+    events.friend_request_accepted.connect(
+        send_welcome_message, dispatch_uid="conversations-welcome-message"
     )

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from apps.conversations import outbound
+from apps.orgs.models import Organization
+from apps.wechat_accounts.models import WeChatAccount
+
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
 def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
@@ -53,3 +57,36 @@ def media_fetch_recover() -> int:
     from apps.conversations.media import media_fetch_recover as recover
 
     return recover()
+
+
+# The outbound pipeline's tasks keep the names they had in apps.wechat_accounts.tasks, so tasks
+# already queued (and the beat entry) still resolve.
+
+
+@shared_task(
+    name="apps.wechat_accounts.tasks.outbound_deliver",
+    acks_late=True,
+    soft_time_limit=90,
+    time_limit=120,
+)
+def outbound_deliver(*, org_id: int, message_id: int) -> str:
+    """One delivery attempt; waits are rescheduled by the service (never slept here)."""
+    return outbound.outbound_deliver(org_id=org_id, message_id=message_id).outcome
+
+
+@shared_task(name="apps.wechat_accounts.tasks.outbound_recover", acks_late=True)
+def outbound_recover(*, org_id: int) -> dict:
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:
+        return {}
+    return vars(outbound.outbound_recover(org=org))
+
+
+@shared_task(name="apps.wechat_accounts.tasks.outbound_recover_all_orgs")
+def outbound_recover_all_orgs() -> int:
+    org_ids = list(
+        WeChatAccount.objects.values_list("org_id", flat=True).distinct().order_by("org_id")
+    )
+    for org_id in org_ids:
+        outbound_recover.apply_async(kwargs={"org_id": org_id}, expires=55)
+    return len(org_ids)

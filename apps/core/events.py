@@ -28,3 +28,6 @@ ai_app_breaker_closed = Signal()
 # provider reported more usage than was reserved under a hard budget; only the reservation was
 # charged)
 ai_usage_overrun = Signal()
+# kwargs: org_id, account_id, request_id, wxid (a friend request was accepted and the contact
+# added; the conversations app sends the account's welcome message)
+friend_request_accepted = Signal()

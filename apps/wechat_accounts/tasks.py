@@ -8,34 +8,10 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.orgs.models import Organization
-from apps.wechat_accounts import outbound, services
+from apps.wechat_accounts import services
 from apps.wechat_accounts.models import MomentPost, WeChatAccount
 
 logger = logging.getLogger(__name__)
-
-
-@shared_task(acks_late=True, soft_time_limit=90, time_limit=120)
-def outbound_deliver(*, org_id: int, message_id: int) -> str:
-    """One delivery attempt; waits are rescheduled by the service (never slept here)."""
-    return outbound.outbound_deliver(org_id=org_id, message_id=message_id).outcome
-
-
-@shared_task(acks_late=True)
-def outbound_recover(*, org_id: int) -> dict:
-    org = Organization.objects.filter(pk=org_id).first()
-    if org is None:
-        return {}
-    return vars(outbound.outbound_recover(org=org))
-
-
-@shared_task
-def outbound_recover_all_orgs() -> int:
-    org_ids = list(
-        WeChatAccount.objects.values_list("org_id", flat=True).distinct().order_by("org_id")
-    )
-    for org_id in org_ids:
-        outbound_recover.apply_async(kwargs={"org_id": org_id}, expires=55)
-    return len(org_ids)
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)

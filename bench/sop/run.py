@@ -12,7 +12,7 @@ contacts, and measures, each next to a baseline taken in the same run:
    batches as a bare ``UPDATE ... WHERE id IN (...)`` by primary key.
 3. Sends per second through the outbound pipeline (tick -> ``send`` -> delivery task ->
    simulator -> sent), limits set high, human-like delay off, Celery eager (one process) —
-   baseline: the same number of direct ``wechat_accounts.services.send`` calls.
+   baseline: the same number of direct ``apps.conversations.outbound.send`` calls.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x REDIS_URL=redis://127.0.0.1:6379/7 \\
         .venv/bin/python bench/sop/run.py   [--contacts 10000 --accounts 20 --sends 2000]
@@ -137,12 +137,12 @@ def main() -> None:
     from django.db.models import F
     from django.utils import timezone
 
+    from apps.conversations import outbound
     from apps.conversations.models import Message
     from apps.integrations import simulation
     from apps.orgs.models import Organization
     from apps.sop import services
     from apps.sop.models import SopDelivery, SopEnrollment, SopPlan
-    from apps.wechat_accounts import services as wechat
     from apps.wechat_accounts.models import Contact
 
     print(
@@ -278,7 +278,7 @@ def main() -> None:
         )
         started = time.perf_counter()
         for contact in simulation_contacts:
-            wechat.send(
+            outbound.send(
                 org=org,
                 account=contact.account,
                 to_wxid=contact.wxid,

@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 from django.db import connection
 
+from apps.conversations import outbound
 from apps.conversations.models import Message
 from apps.sop import services
 from apps.sop.models import SopDelivery
-from apps.wechat_accounts import outbound
 from apps.wechat_accounts.models import WeChatAccount
 from tests.conftest import requires_postgres
 from tests.sop.conftest import make_contact, make_plan

@@ -9,12 +9,13 @@ import pytest
 from django.utils import timezone
 
 from apps.billing.models import CostLedger
+from apps.conversations import outbound
 from apps.conversations.models import Conversation, Message
+from apps.conversations.tasks import outbound_deliver, outbound_recover
 from apps.core.exceptions import ApplicationError
 from apps.integrations.models import IntegrationCall
-from apps.wechat_accounts import outbound, services
+from apps.wechat_accounts import send_policy, services
 from apps.wechat_accounts.models import WeChatAccount
-from apps.wechat_accounts.tasks import outbound_deliver, outbound_recover
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ def _send(account, capture, **kwargs):
     if kwargs["kind"] == "text":
         kwargs.setdefault("text", "hello")
     with capture(execute=True):
-        message = services.send(org=account.org, account=account, **kwargs)
+        message = outbound.send(org=account.org, account=account, **kwargs)
     message.refresh_from_db()
     return message
 
@@ -61,7 +62,7 @@ def test_send_each_kind_through_the_simulator(
 
 def test_send_validates_input(online_account):
     with pytest.raises(ApplicationError) as exc:
-        services.send(org=online_account.org, account=online_account, to_wxid="", kind="image")
+        outbound.send(org=online_account.org, account=online_account, to_wxid="", kind="image")
     assert set(exc.value.fields) == {"to", "url"}
 
 
@@ -187,10 +188,10 @@ def test_quiet_hours_wrapping_midnight():
     account.org = Organization(timezone="Asia/Shanghai")
     tz = account.org.tzinfo
     at_23 = dt.datetime(2025, 1, 1, 23, 0, tzinfo=tz)
-    assert outbound.quiet_hours_end(account, at_23) == dt.datetime(2025, 1, 2, 8, 0, tzinfo=tz)
+    assert send_policy.quiet_hours_end(account, at_23) == dt.datetime(2025, 1, 2, 8, 0, tzinfo=tz)
     at_7 = dt.datetime(2025, 1, 2, 7, 0, tzinfo=tz)
-    assert outbound.quiet_hours_end(account, at_7) == dt.datetime(2025, 1, 2, 8, 0, tzinfo=tz)
-    assert outbound.quiet_hours_end(account, dt.datetime(2025, 1, 2, 12, 0, tzinfo=tz)) is None
+    assert send_policy.quiet_hours_end(account, at_7) == dt.datetime(2025, 1, 2, 8, 0, tzinfo=tz)
+    assert send_policy.quiet_hours_end(account, dt.datetime(2025, 1, 2, 12, 0, tzinfo=tz)) is None
 
 
 def test_rate_limit_defers_beyond_the_account_limit(

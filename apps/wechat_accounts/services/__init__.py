@@ -1,11 +1,11 @@
 """Writes of the wechat_accounts app: accounts and their state machine, QR login, online
 checks, contacts (upsert, sync, CSV), tags, group members, friend requests and Moments.
 
-The outbound pipeline lives in ``outbound.py``; its entry point ``send`` is re-exported here.
+The outbound pipeline lives in ``apps.conversations.outbound`` (``send``); this app keeps the
+send policy it applies (``apps.wechat_accounts.send_policy``).
 
 Functions other apps call:
 
-- ``send(*, org, account, to_wxid, kind, text, url, ...) -> Message`` (queued; see outbound.py)
 - ``account_status_change(*, org, account_id, to_status, reason) -> WeChatAccount``
 - ``account_find(*, connection, device_id=None, wxid=None) -> WeChatAccount | None``
 - ``contact_upsert(*, org, account, wxid, ...) -> Contact`` / ``contact_remove(...)``
@@ -15,12 +15,6 @@ Platform calls never run inside a transaction (the call log commits per attempt)
 function does its network call first and then one atomic write.
 """
 
-from apps.wechat_accounts.outbound import (  # noqa: F401 - re-exported public API
-    outbound_kick_account,
-    outbound_recover,
-    send,
-    send_limits,
-)
 from apps.wechat_accounts.services._common import (
     OFFLINE_FROM_SEND,
     Status,
@@ -128,3 +122,15 @@ __all__ = [
     "tags_export_csv",
     "tags_import_csv",
 ]
+
+_MOVED_TO_CONVERSATIONS = frozenset({"send", "outbound_recover", "outbound_kick_account"})
+
+
+def __getattr__(name: str):
+    """Transitional: the outbound pipeline moved to ``apps.conversations.outbound``. Callers
+    still importing ``send`` from here resolve lazily until they are updated."""
+    if name in _MOVED_TO_CONVERSATIONS:
+        from apps.conversations import outbound
+
+        return getattr(outbound, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,6 @@ from apps.wechat_accounts.models import (
     AccountStatusEvent,
     WeChatAccount,
 )
-from apps.wechat_accounts.outbound import outbound_kick_account
 from apps.wechat_accounts.services._common import (
     OFFLINE_FROM_SEND,
     Status,
@@ -118,8 +117,8 @@ def account_status_change(
     A move to the current status is a no-op (only ``last_seen_at`` is refreshed when online).
     Each move writes an ``AccountStatusEvent``, pushes ``account_status_update`` to the org and,
     after commit, sends ``apps.core.events.account_status_changed`` (the notification code
-    tells the owner and managers about offline / risk_controlled / banned). Going online
-    enqueues the account's waiting outbound messages.
+    tells the owner and managers about offline / risk_controlled / banned; the conversations
+    app enqueues the account's waiting outbound messages when it goes online).
     """
     account = _account_for_update(org=org, account_id=account_id)
     now = timezone.now()
@@ -163,8 +162,6 @@ def account_status_change(
             to_status=to_status,
             reason=reason,
         )
-        if to_status == Status.ONLINE:
-            outbound_kick_account(org_id=org_id, account_id=acct_id)
 
     transaction.on_commit(after_commit)
     return account

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.core import events
 from apps.core.exceptions import ConflictError, NotFoundError
 from apps.integrations.clients import errors as client_errors
 from apps.orgs.models import Organization
@@ -14,7 +15,6 @@ from apps.wechat_accounts.models import (
     FriendRequest,
     WeChatAccount,
 )
-from apps.wechat_accounts.outbound import send
 from apps.wechat_accounts.platform import client_for_account
 from apps.wechat_accounts.services._common import _platform_error, _save
 from apps.wechat_accounts.services.contacts import contact_upsert
@@ -60,7 +60,9 @@ def friend_request_record(
 
 
 def friend_request_accept(*, org: Organization | int, request_id: int, user=None) -> FriendRequest:
-    """Accept at the platform, add the contact and send the welcome message (pipeline)."""
+    """Accept at the platform and add the contact. After commit it sends
+    ``apps.core.events.friend_request_accepted``; the conversations app answers it with the
+    account's welcome message."""
     org_id = getattr(org, "pk", org)
     request = (
         FriendRequest.objects.select_related("account", "account__org", "account__connection")
@@ -103,15 +105,15 @@ def friend_request_accept(*, org: Organization | int, request_id: int, user=None
                 source="friend_request",
                 added_at=timezone.now(),
             )
-            if account.welcome_message:
-                send(
-                    org=account.org,
-                    account=account,
-                    to_wxid=request.from_wxid,
-                    kind="text",
-                    text=account.welcome_message,
-                    client_msg_id=f"welcome-{request.pk}",
+            transaction.on_commit(
+                lambda: events.friend_request_accepted.send(
+                    sender=FriendRequest,
+                    org_id=org_id,
+                    account_id=account.pk,
+                    request_id=request.pk,
+                    wxid=request.from_wxid,
                 )
+            )
     request.refresh_from_db()
     return request
 

@@ -19,8 +19,8 @@ from apps.wechat_accounts.models import (
     Tag,
     WeChatAccount,
 )
-from apps.wechat_accounts.outbound import send_limits
 from apps.wechat_accounts.platform import client_for_account
+from apps.wechat_accounts.send_policy import send_limits
 from apps.wechat_accounts.services._common import Status, _account_get, _platform_error, _save
 from apps.wechat_accounts.services.accounts import account_mark_offline_from_send
 

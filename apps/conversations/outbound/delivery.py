@@ -1,0 +1,261 @@
+"""One delivery attempt: quiet hours, order, rate limit, claim, platform call, outcome."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from apps.billing.services import record_usage
+from apps.conversations.models import Message
+from apps.conversations.outbound.queue import (
+    UNFINISHED,
+    DeliveryResult,
+    _kick_next,
+    _older_unfinished,
+    _push_status,
+    _reload,
+    enqueue,
+)
+from apps.core import ratelimit
+from apps.integrations.clients import errors as client_errors
+from apps.wechat_accounts.models import WeChatAccount
+from apps.wechat_accounts.platform import client_for_account
+from apps.wechat_accounts.send_policy import quiet_hours_end, send_limits
+from apps.wechat_accounts.services import account_mark_offline_from_send
+
+logger = logging.getLogger(__name__)
+
+
+# -- delivery ------------------------------------------------------------------------------
+
+
+def _platform_send(message: Message) -> Any:
+    account = message.account
+    client = client_for_account(account, for_send=True)
+    device, to = account.device_id, message.to_wxid
+    payload = message.payload or {}
+    if message.kind == Message.Kind.TEXT:
+        return client.send_text(device, to, message.text, at=payload.get("at") or None)
+    if message.kind == Message.Kind.IMAGE:
+        return client.send_image(device, to, message.media_url)
+    if message.kind == Message.Kind.FILE:
+        return client.send_file(device, to, message.media_url, payload.get("file_name", ""))
+    if message.kind == Message.Kind.LINK:
+        return client.send_link(
+            device,
+            to,
+            title=payload.get("title") or message.text,
+            description=payload.get("description", ""),
+            url=message.media_url,
+            thumb_url=payload.get("thumb_url", ""),
+        )
+    raise client_errors.NotSupported(f"cannot send kind {message.kind}")
+
+
+def _is_ambiguous(exc: client_errors.IntegrationError) -> bool:
+    """The request may have reached the platform and been executed (no definite answer)."""
+    if isinstance(exc, client_errors.Unavailable):
+        return not exc.before_send and exc.status is None
+    return False
+
+
+def _is_definite_retryable(exc: client_errors.IntegrationError) -> bool:
+    if isinstance(exc, client_errors.RateLimited):
+        return True
+    if isinstance(exc, client_errors.Unavailable):
+        return exc.before_send or (exc.status is not None and exc.status >= 500)
+    return False
+
+
+def _backoff(attempts: int) -> float:
+    base = settings.WECHAT_SEND_RETRY_BASE_SECONDS * (2 ** max(0, attempts - 1))
+    delay = min(settings.WECHAT_SEND_RETRY_MAX_SECONDS, base)
+    return delay + random.uniform(0, delay * 0.25)
+
+
+def _finish(message_id: int, *, status: str, fields: dict) -> Message | None:
+    """Move ``sending -> status`` (conditional: a recovered/duplicate worker cannot overwrite)."""
+    now = timezone.now()
+    updated = Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
+        status=status, lease_expires_at=None, updated_at=now, **fields
+    )
+    if not updated:
+        return None
+    message = _reload(message_id)
+    _push_status(message)
+    return message
+
+
+def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
+    """One delivery attempt of a queued outbound message (see the module docstring).
+
+    Must run outside a transaction: the platform call is network I/O and each state change is
+    committed on its own so other workers see the claim at once.
+    """
+    message = (
+        Message.objects.select_related("account", "account__org", "account__connection")
+        .filter(org_id=org_id, pk=message_id, direction=Message.Direction.OUTBOUND)
+        .first()
+    )
+    if message is None or message.account is None:
+        logger.info("outbound: message %s of org %s is gone", message_id, org_id)
+        return DeliveryResult("skipped")
+    if message.status != Message.Status.QUEUED:
+        return DeliveryResult("skipped")
+    account = message.account
+    now = timezone.now()
+    if message.not_before and message.not_before > now:
+        wait = (message.not_before - now).total_seconds()
+        enqueue(org_id=org_id, message_id=message_id, countdown=wait)
+        return DeliveryResult("deferred", wait)
+    if account.status != WeChatAccount.Status.ONLINE:
+        return DeliveryResult("not_online")
+    if not message.is_urgent:
+        end = quiet_hours_end(account, now)
+        if end is not None:
+            Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(
+                not_before=end, updated_at=now
+            )
+            wait = (end - now).total_seconds()
+            enqueue(org_id=org_id, message_id=message_id, countdown=wait)
+            return DeliveryResult("deferred", wait)
+    older = Message.objects.filter(
+        account_id=message.account_id,
+        to_wxid=message.to_wxid,
+        direction=Message.Direction.OUTBOUND,
+        status__in=UNFINISHED,
+        id__lt=message.pk,
+    )
+    if older.exists():
+        return DeliveryResult("waiting")  # the earlier message kicks this one when it finishes
+
+    limits = send_limits(account)
+    decision = ratelimit.acquire(limits)
+    if not decision.allowed:
+        wait = decision.retry_after + random.uniform(0, 0.05)
+        enqueue(org_id=org_id, message_id=message_id, countdown=wait)
+        return DeliveryResult("rate_limited", wait)
+
+    lease = timedelta(seconds=settings.WECHAT_SEND_LEASE_SECONDS)
+    claimed = (
+        Message.objects.filter(pk=message_id, status=Message.Status.QUEUED)
+        .filter(~_older_unfinished())
+        .update(
+            status=Message.Status.SENDING,
+            claimed_at=now,
+            lease_expires_at=now + lease,
+            call_started_at=None,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    )
+    if not claimed:
+        ratelimit.release(limits, decision.token)
+        return DeliveryResult("skipped")
+    message = _reload(message_id)
+    _push_status(message)
+
+    Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
+        call_started_at=timezone.now()
+    )
+    try:
+        sent = _platform_send(message)
+    except client_errors.AccountOffline as exc:
+        # The platform refused: nothing was sent. Wait for the re-login.
+        _finish(
+            message_id,
+            status=Message.Status.QUEUED,
+            fields={"error": str(exc)[:500], "call_started_at": None},
+        )
+        account_mark_offline_from_send(org_id=org_id, account_id=account.pk, reason=str(exc))
+        return DeliveryResult("not_online")
+    except client_errors.IntegrationError as exc:
+        return _handle_error(message, exc, limits, decision.token)
+
+    finished = _finish(
+        message_id,
+        status=Message.Status.SENT,
+        fields={
+            "platform_msg_id": sent.new_msg_id or sent.msg_id,
+            "sent_at": timezone.now(),
+            "error": "",
+            "payload": {**(message.payload or {}), "platform": {"msg_id": sent.msg_id}},
+        },
+    )
+    if finished is None:
+        logger.warning("outbound: message %s changed state during the send", message_id)
+        return DeliveryResult("skipped")
+    WeChatAccount.objects.filter(pk=account.pk).update(last_seen_at=timezone.now())
+    billing_record_send(finished)
+    _kick_next(finished)
+    return DeliveryResult("sent")
+
+
+def _handle_error(
+    message: Message, exc: client_errors.IntegrationError, limits: list, token: str
+) -> DeliveryResult:
+    reason = f"{type(exc).__name__}: {exc}"[:500]
+    attempts = message.attempts
+    if _is_ambiguous(exc):
+        if settings.WECHAT_SEND_AMBIGUOUS_POLICY == "at_least_once" and (
+            attempts < settings.WECHAT_SEND_MAX_ATTEMPTS
+        ):
+            return _retry_later(message, reason, attempts)
+        failed = _finish(
+            message.pk,
+            status=Message.Status.FAILED,
+            fields={"error": f"delivery_unknown: {reason}"[:500]},
+        )
+        if failed:
+            _kick_next(failed)
+        return DeliveryResult("failed")
+    if _is_definite_retryable(exc):
+        # The platform said no: nothing was sent; give the admission back.
+        ratelimit.release(limits, token)
+        if attempts < settings.WECHAT_SEND_MAX_ATTEMPTS:
+            wait = getattr(exc, "retry_after", None)
+            return _retry_later(message, reason, attempts, wait)
+    failed = _finish(message.pk, status=Message.Status.FAILED, fields={"error": reason})
+    if failed:
+        _kick_next(failed)
+    return DeliveryResult("failed")
+
+
+def _retry_later(
+    message: Message, reason: str, attempts: int, wait: float | None = None
+) -> DeliveryResult:
+    countdown = max(wait or 0.0, _backoff(attempts))
+    retried = _finish(
+        message.pk,
+        status=Message.Status.QUEUED,
+        fields={"error": reason, "call_started_at": None},
+    )
+    if retried is None:
+        return DeliveryResult("skipped")
+    enqueue(org_id=message.org_id, message_id=message.pk, countdown=countdown)
+    return DeliveryResult("retry", countdown)
+
+
+def billing_record_send(message: Message) -> None:
+    """Record the platform operation's cost (one ledger row per message, idempotent by the
+    request id). Billing failures are logged, never undo a send that happened."""
+    account = message.account
+    try:
+        record_usage(
+            org=account.org,
+            provider=account.connection.provider,
+            model=f"send_{message.kind}",
+            request_id=f"wechat-send-{message.pk}",
+            units=1,
+            user=message.sender_user,
+            wechat_account_id=account.pk,
+            conversation_id=message.conversation_id,
+        )
+    except Exception:  # noqa: BLE001 - the message is sent; the ledger can be rebuilt
+        logger.exception("billing: recording send of message %s failed", message.pk)

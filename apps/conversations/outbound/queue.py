@@ -1,0 +1,95 @@
+"""The pipeline's queue: enqueue a delivery attempt, per-contact order, status pushes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef
+
+from apps.conversations.models import Message
+from apps.core import realtime
+from apps.wechat_accounts.send_policy import human_delay
+
+KINDS = (Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE, Message.Kind.LINK)
+UNFINISHED = (Message.Status.QUEUED, Message.Status.SENDING)
+
+
+def enqueue(*, org_id: int, message_id: int, countdown: float = 0.0, human: bool = False) -> bool:
+    """Enqueue a delivery attempt after ``countdown`` seconds. Under eager Celery (unit tests)
+    a wait (rate limit, backoff, quiet hours) is not run inline, which would recurse; the
+    recovery task or the test runs it later. ``human`` marks the human-like delay, which eager
+    mode simply skips."""
+    from apps.conversations.tasks import outbound_deliver as outbound_deliver_task
+
+    if settings.CELERY_TASK_ALWAYS_EAGER and countdown > 0 and not human:
+        return False
+    outbound_deliver_task.apply_async(
+        kwargs={"org_id": org_id, "message_id": message_id},
+        countdown=max(0.0, countdown),
+    )
+    return True
+
+
+def _older_unfinished(message_qs_ref: Any = None) -> Exists:
+    return Exists(
+        Message.objects.filter(
+            account_id=OuterRef("account_id"),
+            to_wxid=OuterRef("to_wxid"),
+            direction=Message.Direction.OUTBOUND,
+            status__in=UNFINISHED,
+            id__lt=OuterRef("id"),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    outcome: str  # sent, failed, retry, rate_limited, deferred, waiting, not_online, skipped
+    retry_after: float = 0.0
+
+
+def _push_status(message: Message) -> None:
+    data = {
+        "message_id": message.pk,
+        "conversation_id": message.conversation_id,
+        "account_id": message.account_id,
+        "status": message.status,
+        "platform_msg_id": message.platform_msg_id,
+        "error": message.error,
+        "attempts": message.attempts,
+        "sent_at": message.sent_at,
+    }
+    realtime.push_on_commit(
+        "message_status_update",
+        data,
+        groups=[
+            realtime.group_for_conversation(message.org_id, message.conversation_id),
+            realtime.group_for_conversations(message.org_id),
+        ],
+    )
+
+
+def _reload(message_id: int) -> Message:
+    return Message.objects.select_related("account", "account__org", "account__connection").get(
+        pk=message_id
+    )
+
+
+def _kick_next(message: Message) -> None:
+    """Enqueue the oldest queued message to the same contact (per-contact order)."""
+    nxt = (
+        Message.objects.filter(
+            account_id=message.account_id,
+            to_wxid=message.to_wxid,
+            direction=Message.Direction.OUTBOUND,
+            status=Message.Status.QUEUED,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if nxt is not None:
+        account = message.account
+        enqueue(org_id=message.org_id, message_id=nxt, countdown=human_delay(account), human=True)

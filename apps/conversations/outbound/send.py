@@ -1,0 +1,156 @@
+"""``send``: validate and queue one outbound message in its conversation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.conversations.models import Conversation, Message
+from apps.conversations.outbound.queue import KINDS, _push_status, enqueue
+from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
+from apps.orgs.models import Organization
+from apps.wechat_accounts.models import Contact, WeChatAccount
+from apps.wechat_accounts.send_policy import human_delay
+from apps.wechat_accounts.services import contact_upsert
+
+# -- send ----------------------------------------------------------------------------------
+
+
+def _validate(kind: str, text: str, url: str, file_name: str, title: str) -> dict[str, list]:
+    errors: dict[str, list] = {}
+    if kind not in KINDS:
+        errors["kind"] = [_("Use one of: text, image, file, link.")]
+    elif kind == Message.Kind.TEXT and not text.strip():
+        errors["text"] = [_("A text message needs text.")]
+    elif kind in (Message.Kind.IMAGE, Message.Kind.FILE, Message.Kind.LINK) and not url:
+        errors["url"] = [_("This kind of message needs a URL.")]
+    if kind == Message.Kind.FILE and url and not file_name:
+        file_name = url.rstrip("/").rsplit("/", 1)[-1]
+        if not file_name:
+            errors["file_name"] = [_("A file needs a file name.")]
+    if kind == Message.Kind.LINK and url and not (title or text):
+        errors["title"] = [_("A link needs a title.")]
+    return errors
+
+
+def conversation_for(
+    *, org: Organization, account: WeChatAccount, contact: Contact
+) -> Conversation:
+    """The conversation of (account, contact), created on first use (race-safe)."""
+    conversation = Conversation.objects.filter(org=org, account=account, contact=contact).first()
+    if conversation is not None:
+        return conversation
+    try:
+        with transaction.atomic():
+            conversation = Conversation(org=org, account=account, contact=contact)
+            conversation.full_clean(validate_constraints=False)
+            conversation.save()
+            return conversation
+    except IntegrityError:
+        return Conversation.objects.get(org=org, account=account, contact=contact)
+
+
+@transaction.atomic
+def send(
+    *,
+    org: Organization,
+    account: WeChatAccount,
+    to_wxid: str,
+    kind: str = Message.Kind.TEXT,
+    text: str = "",
+    url: str = "",
+    file_name: str = "",
+    title: str = "",
+    description: str = "",
+    thumb_url: str = "",
+    at_wxids: list[str] | None = None,
+    sender_kind: str = Message.SenderKind.SYSTEM,
+    sender_user=None,
+    urgent: bool = False,
+    not_before: datetime | None = None,
+    client_msg_id: str = "",
+    conversation: Conversation | None = None,
+) -> Message:
+    """Queue one outbound message and return it at once (state ``queued``).
+
+    ``kind`` text (``text``, optional ``at_wxids`` for group mentions), image (``url``), file
+    (``url`` + ``file_name``) or link (``url`` + ``title``/``description``/``thumb_url``).
+    ``client_msg_id`` is an idempotency key: sending again with the same key returns the first
+    message. ``urgent`` sends ignore quiet hours; ``not_before`` schedules. Raises
+    ``ApplicationError`` (400, with field errors) on invalid input, ``NotFoundError`` when the
+    account is not this organisation's.
+    """
+    if account.org_id != org.pk:
+        raise NotFoundError(_("WeChat account not found."))
+    to_wxid = (to_wxid or "").strip()
+    errors = _validate(kind, text or "", url or "", file_name or "", title or "")
+    if not to_wxid:
+        errors["to"] = [_("Give the recipient's wxid.")]
+    if errors:
+        raise ApplicationError(_("The message is not valid."), fields=errors)
+    if kind == Message.Kind.FILE and not file_name:
+        file_name = url.rstrip("/").rsplit("/", 1)[-1]
+    if account.status in (WeChatAccount.Status.BANNED,):
+        raise ConflictError(_("This WeChat account is banned and cannot send."))
+    if client_msg_id:
+        existing = Message.objects.filter(org=org, client_msg_id=client_msg_id).first()
+        if existing is not None:
+            return existing
+
+    contact = Contact.objects.filter(org=org, account=account, wxid=to_wxid).first()
+    if contact is None:
+        contact = contact_upsert(org=org, account=account, wxid=to_wxid, source="outbound")
+    if conversation is None:
+        conversation = conversation_for(org=org, account=account, contact=contact)
+    elif conversation.org_id != org.pk:
+        raise NotFoundError(_("Conversation not found."))
+
+    payload: dict[str, Any] = {}
+    if kind == Message.Kind.FILE:
+        payload["file_name"] = file_name
+    if kind == Message.Kind.LINK:
+        payload.update(
+            title=title or text, description=description or "", thumb_url=thumb_url or ""
+        )
+    if at_wxids:
+        payload["at"] = list(at_wxids)
+    now = timezone.now()
+    message = Message(
+        org=org,
+        conversation=conversation,
+        direction=Message.Direction.OUTBOUND,
+        sender_kind=sender_kind,
+        sender_user=sender_user,
+        kind=kind,
+        text=text or "",
+        status=Message.Status.QUEUED,
+        account=account,
+        to_wxid=to_wxid,
+        media_url=url or "",
+        payload=payload,
+        is_urgent=urgent,
+        not_before=not_before,
+        client_msg_id=client_msg_id or "",
+    )
+    message.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            message.save()
+    except IntegrityError:
+        if client_msg_id:  # a concurrent send with the same key won
+            return Message.objects.get(org=org, client_msg_id=client_msg_id)
+        raise
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
+    _push_status(message)
+    countdown, human = human_delay(account), True
+    if not_before and not_before > now:
+        countdown, human = max(countdown, (not_before - now).total_seconds()), False
+    message_id, org_id = message.pk, org.pk
+    transaction.on_commit(
+        lambda: enqueue(org_id=org_id, message_id=message_id, countdown=countdown, human=human)
+    )
+    return message
