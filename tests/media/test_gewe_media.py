@@ -166,3 +166,27 @@ def test_gewe_link_moment(org, account, gewe, django_capture_on_commit_callbacks
     post.refresh_from_db()
     assert post.status == MomentPost.Status.POSTED, post.error
     assert gewe.requests_to("/sns/sendUrlSns")[0].json["linkUrl"] == link["url"]
+
+
+@pytest.mark.django_db
+def test_the_control_endpoint_posts_a_received_file(gewe):
+    import base64
+
+    import requests
+
+    posted = []
+    gewe.callback_url = "http://127.0.0.1:9/unused"
+    gewe.emit = lambda payload, times=1: posted.append(payload) or payload
+    body = {
+        "kind": "media",
+        "media": "file",
+        "from_wxid": "wxid_cust0001",
+        "file_name": "合同.pdf",
+        "data_base64": base64.b64encode(samples.pdf()).decode(),
+    }
+    response = requests.post(f"{gewe.base_url}/__sim__/emit", json=body, timeout=5)
+    assert response.status_code == 200, response.text
+    [payload] = posted
+    assert payload["Data"]["MsgType"] == 49 and "合同.pdf" in payload["Data"]["Content"]["string"]
+    token = gewe.media.path_for_msg(f"file:{payload['Data']['Content']['string']}")
+    assert requests.get(f"{gewe.base_url}/download/{token}", timeout=5).content == samples.pdf()

@@ -119,8 +119,27 @@ class GeWeMediaMixin:
             self.media.store(f"{kind}:{key}", kind, data, seed=seed, name=file_name)
         return payload
 
-    def emit_media(self, *, kind: str, from_wxid: str, **kwargs: Any) -> dict:
-        return self.emit(self.build_media_message(kind=kind, from_wxid=from_wxid, **kwargs))
+    def emit_media(
+        self,
+        *,
+        media: str,
+        from_wxid: str,
+        to_account: str | None = None,
+        data_base64: str | None = None,
+        file_name: str = "报价单.pdf",
+    ) -> dict:
+        """Post a received image / voice / video / file (``media``) whose bytes the download
+        APIs then serve; ``POST /__sim__/emit`` {"kind": "media", "media": "image",
+        "from_wxid": ..., "data_base64"?: ...}."""
+        return self.emit(
+            self.build_media_message(
+                kind=media,
+                from_wxid=from_wxid,
+                to_account=to_account,
+                data_base64=data_base64,
+                file_name=file_name,
+            )
+        )
 
     # -- Moments ---------------------------------------------------------------------------
 
