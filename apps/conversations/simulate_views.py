@@ -17,24 +17,22 @@ from django.utils.translation import gettext_lazy
 
 from apps.conversations import simulate
 from apps.conversations.models import Conversation, Message
+from apps.core.console import console_membership
 from apps.core.exceptions import ApplicationError
-from apps.core.tenancy import resolve_membership
 from apps.orgs.models import Role, role_at_least
 from apps.wechat_accounts.models import Contact
 
-# The console stores the organisation chosen in its header under this session key.
-CONSOLE_ORG_SESSION_KEY = "console_org_id"
 # How long the page keeps refreshing while it waits for the answer.
 WAIT_SECONDS = 30
 CHOICES_LIMIT = 300
 
 
 def _membership(request):
-    requested = request.session.get(CONSOLE_ORG_SESSION_KEY)
-    try:
-        return resolve_membership(request.user, str(requested) if requested else None)
-    except ValueError:
-        raise Http404 from None
+    """The console's active organisation (chosen in its header), else 404."""
+    membership = console_membership(request)
+    if membership is None:
+        raise Http404
+    return membership
 
 
 class SimulateCustomerForm(forms.Form):

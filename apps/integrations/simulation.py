@@ -54,7 +54,7 @@ DEMO_AI_CANNED = {
 def run_options() -> dict[str, dict]:
     """Options of the long-running simulators (``manage.py simulate``, so ``make run``): a QR
     login confirms itself after ``SIMULATOR_LOGIN_CONFIRM_SECONDS``, the AI has demo answers."""
-    delay = getattr(settings, "SIMULATOR_LOGIN_CONFIRM_SECONDS", 5.0)
+    delay = settings.SIMULATOR_LOGIN_CONFIRM_SECONDS
     return {
         "gewe": {"login_delay": delay},
         "ecloud": {"login_delay": delay},

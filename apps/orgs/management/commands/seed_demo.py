@@ -61,10 +61,8 @@ class Command(BaseCommand):
                         email=address, password=password, name=name
                     )
                 else:
-                    # is_staff lets the admin of this release in; roles decide what they see.
-                    user = User.objects.create_user(
-                        email=address, password=password, name=name, is_staff=True
-                    )
+                    # Every member signs in to the console; the role decides what they see.
+                    user = User.objects.create_user(email=address, password=password, name=name)
             if org is None:
                 org = organization_create(name=org_name, owner=user)
                 org.slug = "demo"
