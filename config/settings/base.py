@@ -650,6 +650,8 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
 # any real account (a busy team is ~20 a second); stops a leaked webhook URL flooding the inbox.
 WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int("WEBHOOK_RATE_LIMIT_PER_MINUTE", default=12000)
 WEBHOOK_REJECTED_BODY_CHARS = env.int("WEBHOOK_REJECTED_BODY_CHARS", default=2000)
+# harden: JSON nested deeper than this is refused with 400 (platform payloads are ~5 deep).
+WEBHOOK_MAX_JSON_DEPTH = env.int("WEBHOOK_MAX_JSON_DEPTH", default=32)
 # Seconds a web process caches the connection of a webhook secret (a rotated or disabled secret
 # keeps working that long in each process; 0 looks it up on every request).
 WEBHOOK_CONNECTION_CACHE_SECONDS = env.float("WEBHOOK_CONNECTION_CACHE_SECONDS", default=10)

@@ -57,13 +57,21 @@ def _ignored(event_type: str, reason: str, **kwargs: Any) -> ParsedEvent:
 
 
 def _ts(value: Any) -> datetime | None:
+    """A unix time in seconds, or None (the receive time is used) when it is missing, garbage or
+    out of any calendar (a timestamp of 1e20 once failed the event five times and lost it)."""
     try:
         seconds = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    if seconds <= 0:
+    if seconds <= 0 or seconds > MAX_TIMESTAMP:
         return None
-    return datetime.fromtimestamp(seconds, tz=UTC)
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+MAX_TIMESTAMP = 4102444800  # 2100-01-01: later "timestamps" are garbage
 
 
 def _str_id(value: Any) -> str:

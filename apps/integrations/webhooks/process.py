@@ -156,7 +156,9 @@ def _apply(event: WebhookEvent) -> tuple[str, str]:
         wechat.contact_remove(org=org, account=account, wxid=parsed.data["wxid"])
         return WebhookEvent.Status.PROCESSED, ""
     from apps.conversations.services import inbound_message_record
+    from apps.integrations.webhooks.validate import fit_message
 
+    fit_message(parsed.message)
     result = inbound_message_record(org=org, account=account, inbound=parsed.message)
     return result.status, result.reason
 

@@ -14,8 +14,9 @@ from django.utils.translation import gettext as _
 
 from apps.integrations.models import PlatformConnection, WebhookEvent
 from apps.integrations.webhooks.ecloud import ecloud_dedupe_key, parse_ecloud
-from apps.integrations.webhooks.events import Provider, _ci, _str_id
+from apps.integrations.webhooks.events import Provider, WebhookRejected, _ci, _str_id
 from apps.integrations.webhooks.gewe import gewe_dedupe_key, is_ping, parse_gewe
+from apps.integrations.webhooks.validate import check_fields, load_body, storable
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ class ReceiveResult:
 
 
 def _reject(connection: PlatformConnection, body: bytes, message: str) -> ReceiveResult:
-    raw = body.decode("utf-8", errors="replace")[: settings.WEBHOOK_REJECTED_BODY_CHARS]
+    # Kept for inspection in a form the text column accepts (no NUL, no lone surrogate).
+    raw = storable(body.decode("utf-8", errors="replace")[: settings.WEBHOOK_REJECTED_BODY_CHARS])
     digest = hashlib.sha256(body).hexdigest()
     try:
         with transaction.atomic():
@@ -113,9 +115,9 @@ def webhook_receive(*, connection: PlatformConnection, body: bytes) -> ReceiveRe
     rejected, body truncated) when the body is not JSON or not the platform's shape.
     """
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return _reject(connection, body, _("The body is not valid JSON."))
+        payload = load_body(body)  # depth, finite numbers, storable text (validate.py)
+    except WebhookRejected as exc:
+        return _reject(connection, body, str(exc))
     provider = connection.provider
     if provider == Provider.GEWE and is_ping(payload):
         return ReceiveResult(200, {"ok": True, "ping": True})
@@ -129,6 +131,10 @@ def webhook_receive(*, connection: PlatformConnection, body: bytes) -> ReceiveRe
         if not payload:
             return ReceiveResult(200, {"ok": True, "ping": True})
         return _reject(connection, body, _("Not an E云管家 callback: messageType is missing."))
+    try:
+        check_fields(provider, payload)
+    except WebhookRejected as exc:
+        return _reject(connection, body, str(exc))
     dedupe_key = dedupe_key_for(provider, payload, body)
     event_id = _insert_event(
         connection=connection,
