@@ -160,7 +160,11 @@ def build(org, make_member, *, prefix: str = "") -> SimpleNamespace:
     _handoff(convs[5], at(13, 0, 1), "budget")
     _message(convs[5], at(13, 5, 1), H, user=agent1)
     _message(
-        convs[5], at(13, 6), H, user=agent1, status=Message.Status.FAILED,
+        convs[5],
+        at(13, 6),
+        H,
+        user=agent1,
+        status=Message.Status.FAILED,
         error="delivery_unknown: the worker stopped",
     )
     _resolve(convs[5], at(14))

@@ -49,9 +49,7 @@ def test_agents_csv_names_people_not_ids(org, built):
 
 def test_an_agent_asking_for_another_agents_figures_gets_their_own(org, built):
     client = client_for(built.agent1, org)
-    data = client.get(
-        "/api/v1/reports/overview/", {**RANGE, "agent": built.agent2.pk}
-    ).json()
+    data = client.get("/api/v1/reports/overview/", {**RANGE, "agent": built.agent2.pk}).json()
     assert data["range"]["agent"] == built.agent1.pk
     assert data["summary"]["inbound_messages"] == 5  # agent 1's conversations, not agent 2's
     rows = client.get("/api/v1/reports/agents/", {**RANGE, "agent": built.agent2.pk}).json()

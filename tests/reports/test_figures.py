@@ -26,7 +26,13 @@ def test_handoff_and_resolution_events_are_recorded_as_they_happen(org, built):
         .values_list("reason", flat=True)
     )
     assert events == [
-        "keyword", "sentiment", "ai_failed", "budget", "phone_reply", "agent", "no_ai_app"
+        "keyword",
+        "sentiment",
+        "ai_failed",
+        "budget",
+        "phone_reply",
+        "agent",
+        "no_ai_app",
     ]
     assert ConversationEvent.objects.filter(org=org, kind="resolved").count() == 3
 
@@ -98,9 +104,7 @@ def test_account_sop_and_cost_figures(org, built):
     assert accounts["Spare phone"]["messages_in"] == 0
 
     sop = selectors.sop_report(_filter(org))
-    assert sop["summary"] == {
-        "sent": 2, "failed": 1, "skipped": 1, "replied": 1, "reply_rate": 0.5
-    }
+    assert sop["summary"] == {"sent": 2, "failed": 1, "skipped": 1, "replied": 1, "reply_rate": 0.5}
     assert sop["rows"][0]["plan"] == "Welcome"
 
     cost = selectors.cost_report(_filter(org))

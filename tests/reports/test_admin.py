@@ -1,0 +1,67 @@
+"""The console's reports page: figures by name, roles, the active organisation only."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from apps.orgs.models import Role
+from tests.accounts.factories import DEFAULT_PASSWORD
+from tests.reports import history
+
+pytestmark = pytest.mark.django_db
+
+URL = "/admin/reports/dailystat/"
+RANGE = {"start": str(history.DAY), "end": str(history.DAY)}
+
+
+def _client(user) -> Client:
+    client = Client()
+    assert client.login(username=user.email, password=DEFAULT_PASSWORD)
+    return client
+
+
+def test_manager_sees_the_organisations_figures_by_name(org, built):
+    response = _client(built.manager).get(URL, RANGE)
+    assert response.status_code == 200
+    html = response.content.decode()
+    for text in ("Agent One", "Agent Two", "Sales phone", "Welcome", "Sales AI", 'class="chart"'):
+        assert text in html, text
+    assert "¥0.02" in html  # total cost, two decimals
+    assert "¥0.0123" in html  # cost per AI answer, four decimals
+
+
+def test_agent_sees_only_their_own_figures(org, built):
+    response = _client(built.agent1).get(URL, {**RANGE, "agent": built.agent2.pk})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Agent One" in html
+    assert "Agent Two" not in html
+    assert 'name="agent"' not in html  # no agent picker for agents
+
+
+def test_viewer_gets_no_reports_page(org, built, make_member):
+    viewer = make_member(Role.VIEWER)
+    assert _client(viewer).get(URL).status_code == 403
+
+
+def test_csv_download_from_the_page(org, built):
+    response = _client(built.manager).get(f"{URL}export/agents/", RANGE)
+    assert response.status_code == 200
+    assert "Agent One" in response.content.decode("utf-8-sig")
+    assert _client(built.manager).get(f"{URL}export/nope/", RANGE).status_code == 404
+
+
+def test_other_organisations_figures_and_ids_stay_out(
+    org, other_org, built, make_member, django_capture_on_commit_callbacks, refresh
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        theirs = history.build(other_org, make_member, prefix="Rival ")
+    refresh()
+    html = _client(built.manager).get(URL, RANGE).content.decode()
+    assert "Rival" not in html
+    for param, value in (("account", theirs.account.pk), ("label", theirs.label.pk)):
+        response = _client(built.manager).get(URL, {**RANGE, param: value})
+        assert response.status_code == 404
+        response = _client(built.manager).get(f"{URL}export/overview/", {**RANGE, param: value})
+        assert response.status_code == 404
