@@ -34,6 +34,20 @@ def _check_budget_user(org: Organization, user: User | None) -> None:
         )
 
 
+def _check_budget_account(org: Organization, wechat_account_id: int | None) -> None:
+    """The account must be the organisation's: another organisation's id and a missing one are
+    refused alike. Looked up by name (billing sits below wechat_accounts and never imports it)."""
+    if wechat_account_id is None:
+        return
+    from django.apps import apps
+
+    account_model = apps.get_model("wechat_accounts", "WeChatAccount")
+    if not account_model.objects.filter(org=org, id=wechat_account_id).exists():
+        raise ApplicationError(
+            _("Unknown WeChat account."), fields={"wechat_account_id": ["not_found"]}
+        )
+
+
 @transaction.atomic
 def budget_create(*, org: Organization, **fields) -> Budget:
     unknown = set(fields) - BUDGET_FIELDS
@@ -42,6 +56,7 @@ def budget_create(*, org: Organization, **fields) -> Budget:
     fields.setdefault("soft_thresholds", list(settings.BILLING_DEFAULT_SOFT_THRESHOLDS))
     fields.setdefault("currency", settings.BILLING_DEFAULT_CURRENCY)
     _check_budget_user(org, fields.get("user"))
+    _check_budget_account(org, fields.get("wechat_account_id"))
     budget = Budget(org=org, **fields)
     budget.full_clean()
     budget.save()
@@ -58,6 +73,8 @@ def budget_update(*, org: Organization, budget_id: int, **changes) -> Budget:
         raise NotFoundError(_("Budget not found."))
     if "user" in changes:
         _check_budget_user(org, changes["user"])
+    if "wechat_account_id" in changes:
+        _check_budget_account(org, changes["wechat_account_id"])
     for name, value in changes.items():
         setattr(budget, name, value)
     budget.full_clean()

@@ -8,7 +8,7 @@ from apps.integrations.models import AIApp
 from apps.media.models import MediaFile
 from apps.sop import selectors
 from apps.sop.models import SopDelivery, SopPlan, SopRun, SopStep
-from apps.wechat_accounts.models import Tag, WeChatAccount
+from apps.wechat_accounts.models import Contact, Tag, WeChatAccount
 
 
 class SopStepSerializer(serializers.ModelSerializer):
@@ -82,7 +82,10 @@ class SopPlanSerializer(serializers.ModelSerializer):
         queryset=AIApp.objects.all(), required=False, allow_null=True
     )
     target_ids = serializers.ListField(
-        child=serializers.IntegerField(), source="target_contact_ids", required=False
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        source="target_contact_ids",
+        required=False,
+        help_text=_("Contacts of this organization (explicit-list plans)."),
     )
     steps = SopStepSerializer(many=True, required=False, source="active_step_list")
     progress = serializers.SerializerMethodField()
@@ -132,6 +135,22 @@ class SopPlanSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def validate_target_ids(self, value: list[int]) -> list[int]:
+        # Another organisation's contact and a missing one are refused alike.
+        org = self.context.get("org")
+        wanted = set(value)
+        found = set(
+            Contact.objects.filter(org=org, id__in=wanted).values_list("id", flat=True)
+            if org is not None
+            else []
+        )
+        unknown = sorted(wanted - found)
+        if unknown:
+            raise serializers.ValidationError(
+                _("Unknown contacts: %(ids)s") % {"ids": ", ".join(map(str, unknown[:20]))}
+            )
+        return value
 
     def get_progress(self, obj) -> ProgressSummarySerializer:
         counts = {s: getattr(obj, f"n_{s}", None) for s in selectors.STATUSES}
