@@ -31,6 +31,7 @@ from apps.conversations.org_prefs import auto_return_minutes
 from apps.core import events, realtime
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.core.templating import render_template as core_render_template
+from apps.integrations import platform_data as pd
 from apps.orgs.models import Membership, Organization
 
 if TYPE_CHECKING:
@@ -253,12 +254,13 @@ def inbound_message_record(
         status=status,
         platform_msg_id=inbound.platform_msg_id[:64],
         to_wxid=inbound.chat_wxid if inbound.self_sent else "",
-        sender_wxid=inbound.sender_wxid[:128],
-        sender_name=inbound.sender_name[:200],
+        # Platform data is data: a bad sender id / name is dropped or cut, the message kept.
+        sender_wxid=pd.ident(inbound.sender_wxid, 128, field="message.sender_wxid"),
+        sender_name=pd.text(inbound.sender_name, 200, field="message.sender_name"),
         mentions_account=mentioned,
-        media_url=inbound.media_url[:1000],
-        payload=inbound.meta or {},
-        platform_created_at=inbound.created_at,
+        media_url=pd.url(inbound.media_url, 1000, field="message.media_url"),
+        payload=inbound.meta if isinstance(inbound.meta, dict) else {},
+        platform_created_at=_platform_time(inbound.created_at),
         sent_at=now if inbound.self_sent else None,
     )
     fields = ["last_message_at"]
@@ -325,6 +327,15 @@ def inbound_message_record(
     return InboundResult("processed", "", message)
 
 
+def _platform_time(value):
+    """The platform's timestamp when it is a plausible one (2000-2100), else None."""
+    if isinstance(value, datetime) and 2000 <= value.year <= 2100:
+        return value
+    if value is not None:
+        pd.timestamp(value, field="message.created_at")  # counted and logged as dropped
+    return None
+
+
 def _should_trigger(conversation, contact, account, message, inbound, now) -> bool:
     if conversation.mode != Conversation.Mode.AI or contact.is_blocked:
         return False
@@ -332,7 +343,7 @@ def _should_trigger(conversation, contact, account, message, inbound, now) -> bo
         return False  # reply mode off: the AI neither answers nor drafts
     if message.kind != Message.Kind.TEXT or not message.text.strip():
         return False
-    created = inbound.created_at
+    created = _platform_time(inbound.created_at)
     if created and (now - created).total_seconds() > settings.WEBHOOK_STALE_MESSAGE_SECONDS:
         return False  # history replayed after a re-login: stored, never answered
     return reply_policy_allows(account, message, is_group=inbound.is_group, contact=contact)

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from apps.core import events
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.core.redis import get_redis, redis_key
+from apps.integrations import platform_data as pd
 from apps.integrations.clients import errors as client_errors
 from apps.orgs.models import Organization
 from apps.wechat_accounts.models import (
@@ -78,14 +79,17 @@ def contact_upsert(
             kind=kind or Contact.kind_for_wxid(wxid),
             added_at=added_at or timezone.now(),
         )
+    # Platform data is data: cosmetic fields are cut or dropped, never refused.
     values = {
         "kind": kind,
-        "nickname": nickname,
-        "remark": remark,
-        "alias": alias,
-        "avatar_url": avatar_url,
-        "sex": sex,
-        "source": source,
+        "nickname": None if nickname is None else pd.text(nickname, 200, field="contact.nickname"),
+        "remark": None if remark is None else pd.text(remark, 200, field="contact.remark"),
+        "alias": None if alias is None else pd.text(alias, 128, field="contact.alias"),
+        "avatar_url": None
+        if avatar_url is None
+        else pd.url(avatar_url, 1000, field="contact.avatar"),
+        "sex": None if sex is None else pd.small_int(sex, field="contact.sex", high=9),
+        "source": None if source is None else pd.text(source, 32, field="contact.source"),
     }
     changed = []
     for name, value in values.items():
@@ -231,12 +235,14 @@ def contacts_sync(*, org_id: int, account_id: int) -> SyncResult:
             return result
         tag_by_label = _tags_from_labels(account, labels)
         kinds: dict[str, str] = {}
-        for wxid in listing.friends:
-            kinds[wxid] = Contact.Kind.FRIEND
-        for wxid in listing.chatrooms:
-            kinds[wxid] = Contact.Kind.GROUP
-        for wxid in listing.ghs:
-            kinds[wxid] = Contact.Kind.OFFICIAL
+        # Platform data is data: an id that cannot be a wxid is dropped (logged, counted).
+        for ids, kind in (
+            (listing.friends, Contact.Kind.FRIEND),
+            (listing.chatrooms, Contact.Kind.GROUP),
+            (listing.ghs, Contact.Kind.OFFICIAL),
+        ):
+            for wxid in pd.id_list(list(ids or []), 128, field="contacts.wxid"):
+                kinds[wxid] = kind
         wxids = list(kinds)
         result.total = len(wxids)
         _sync_progress(account, contacts_sync_total=len(wxids), contacts_sync_done=0)
@@ -245,7 +251,10 @@ def contacts_sync(*, org_id: int, account_id: int) -> SyncResult:
         for start in range(0, len(wxids), batch_size):
             batch = wxids[start : start + batch_size]
             try:
-                details = {c.wxid: c for c in client.get_contacts_brief(device, batch)}
+                details = {
+                    pd.ident(c.wxid, 128, field="contacts.detail_wxid"): c
+                    for c in client.get_contacts_brief(device, batch)
+                }
             except client_errors.IntegrationError as exc:
                 _sync_progress(
                     account,
@@ -291,12 +300,16 @@ def contacts_sync(*, org_id: int, account_id: int) -> SyncResult:
 def _tags_from_labels(account: WeChatAccount, labels: list) -> dict[str, Tag]:
     tags: dict[str, Tag] = {}
     for label in labels:
-        tag, _created = Tag.objects.get_or_create(org_id=account.org_id, name=label.name[:60])
+        name = pd.text(label.name, 60, field="label.name").strip()
+        label_id = pd.ident(label.label_id, 64, field="label.id")
+        if not name or not label_id:
+            continue
+        tag, _created = Tag.objects.get_or_create(org_id=account.org_id, name=name)
         ids = dict(tag.platform_label_ids or {})
-        if ids.get(str(account.pk)) != label.label_id:
-            ids[str(account.pk)] = label.label_id
+        if ids.get(str(account.pk)) != label_id:
+            ids[str(account.pk)] = label_id
             Tag.objects.filter(pk=tag.pk).update(platform_label_ids=ids)
-        tags[label.label_id] = tag
+        tags[label_id] = tag
     return tags
 
 
@@ -311,11 +324,11 @@ def _bulk_upsert_contacts(
         detail = details.get(wxid)
         values = {
             "kind": kinds[wxid],
-            "nickname": (detail.nickname if detail else "")[:200],
-            "remark": (detail.remark if detail else "")[:200],
-            "alias": (detail.alias if detail else "")[:128],
-            "avatar_url": (detail.avatar_url if detail else "")[:1000],
-            "sex": detail.sex if detail else None,
+            "nickname": pd.text(getattr(detail, "nickname", ""), 200, field="contact.nickname"),
+            "remark": pd.text(getattr(detail, "remark", ""), 200, field="contact.remark"),
+            "alias": pd.text(getattr(detail, "alias", ""), 128, field="contact.alias"),
+            "avatar_url": pd.url(getattr(detail, "avatar_url", ""), 1000, field="contact.avatar"),
+            "sex": pd.small_int(getattr(detail, "sex", None), field="contact.sex", high=9),
         }
         contact = existing.get(wxid)
         if contact is None:
@@ -359,8 +372,9 @@ def _bulk_upsert_contacts(
         through = Contact.tags.through
         rows = []
         for wxid, detail in details.items():
-            if wxid in contacts and detail.label_ids:
-                for label_id in detail.label_ids:
+            label_ids = pd.id_list(getattr(detail, "label_ids", None), 64, field="contact.labels")
+            if wxid in contacts and label_ids:
+                for label_id in label_ids:
                     tag = tag_by_label.get(str(label_id))
                     if tag is not None:
                         rows.append(through(contact_id=contacts[wxid].pk, tag_id=tag.pk))
@@ -386,12 +400,35 @@ def _bulk_upsert_contacts(
     return len(to_create), len(to_update)
 
 
+@dataclass(frozen=True)
+class _Member:
+    wxid: str
+    nickname: str
+    display_name: str
+    inviter: str
+
+
 def group_members_sync(*, org_id: int, group: Contact, client: Any = None) -> int:
     """Replace the stored member list of ``group`` with the platform's."""
     if group.org_id != org_id or group.kind != Contact.Kind.GROUP:
         raise NotFoundError(_("Group not found."))
     client = client or client_for_account(group.account)
-    members = client.list_group_members(group.account.device_id, group.wxid)
+    members = []
+    seen = set()
+    for member in client.list_group_members(group.account.device_id, group.wxid) or []:
+        wxid = pd.ident(getattr(member, "wxid", ""), 128, field="group_member.wxid")
+        if wxid and wxid not in seen:
+            seen.add(wxid)
+            members.append(
+                _Member(
+                    wxid=wxid,
+                    nickname=pd.text(member.nickname, 200, field="group_member.nickname"),
+                    display_name=pd.text(
+                        member.display_name, 200, field="group_member.display_name"
+                    ),
+                    inviter=pd.ident(member.inviter, 128, field="group_member.inviter"),
+                )
+            )
     with transaction.atomic():
         GroupMember.objects.filter(group=group).exclude(
             member_wxid__in=[m.wxid for m in members]

@@ -7,7 +7,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core import events
-from apps.core.exceptions import ConflictError, NotFoundError
+from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
+from apps.integrations import platform_data as pd
 from apps.integrations.clients import errors as client_errors
 from apps.orgs.models import Organization
 from apps.wechat_accounts.models import (
@@ -39,16 +40,20 @@ def friend_request_record(
     org_id = getattr(org, "pk", org)
     if account.org_id != org_id:
         raise NotFoundError(_("WeChat account not found."))
+    # Platform data is data: descriptive fields are cut or dropped; only the ticket matters.
+    ticket = pd.text(v3, 300, field="friend_request.v3")
+    if not ticket:
+        raise ApplicationError(_("Invalid data."), fields={"v3": [_("This field is required.")]})
     request, created = FriendRequest.objects.get_or_create(
         account=account,
-        v3=v3[:300],
+        v3=ticket,
         defaults={
             "org_id": org_id,
-            "v4": v4[:300],
-            "scene": scene or 0,
-            "from_wxid": from_wxid[:128],
-            "nickname": nickname[:200],
-            "content": content[:500],
+            "v4": pd.text(v4, 300, field="friend_request.v4"),
+            "scene": pd.small_int(scene, field="friend_request.scene", high=2**31 - 1) or 0,
+            "from_wxid": pd.ident(from_wxid, 128, field="friend_request.from_wxid"),
+            "nickname": pd.text(nickname, 200, field="friend_request.nickname"),
+            "content": pd.text(content, 500, field="friend_request.content"),
         },
     )
     if created and account.auto_accept_friends:

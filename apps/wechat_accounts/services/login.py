@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ConflictError
 from apps.core.redis import get_redis, redis_key
+from apps.integrations import platform_data as pd
 from apps.integrations.clients import errors as client_errors
 from apps.orgs.models import Organization
 from apps.wechat_accounts.models import WeChatAccount
@@ -84,10 +85,12 @@ def _login_store(*, org: Organization | int, account_id: int, qr: Any, started: 
             reason="login started",
         )
         account.refresh_from_db()
-    account.device_id = qr.device_id or account.device_id
-    account.login_uuid = qr.uuid or ""
-    account.login_qr_image = qr.qr_image or ""
-    account.login_expires_at = now + timedelta(seconds=qr.expires_in) if qr.expires_in else None
+    # Platform data is data: a malformed value is dropped or cut, never blocks the login.
+    account.device_id = pd.ident(qr.device_id, 128, field="login.device_id") or account.device_id
+    account.login_uuid = pd.text(qr.uuid, 128, field="login.uuid")
+    account.login_qr_image = pd.text(qr.qr_image, 2_000_000, field="login.qr_image")
+    expires_in = pd.small_int(qr.expires_in, field="login.expires_in", low=0, high=86400)
+    account.login_expires_at = now + timedelta(seconds=expires_in) if expires_in else None
     account.login_state = "waiting"
     fields = ["device_id", "login_uuid", "login_qr_image", "login_expires_at", "login_state"]
     if started:
@@ -135,7 +138,8 @@ def account_login_poll(*, org_id: int, account_id: int) -> str:
             logger.info("login poll of account %s failed: %s", account_id, exc)
             return account.login_state or "waiting"
         if status.state == "logged_in":
-            avatar = (status.raw or {}).get("headImgUrl") or ""
+            raw = status.raw if isinstance(status.raw, dict) else {}
+            avatar = raw.get("headImgUrl") or raw.get("headUrl") or ""
             _login_complete(
                 org_id=org_id,
                 account_id=account_id,
@@ -156,8 +160,8 @@ def account_login_poll(*, org_id: int, account_id: int) -> str:
             _login_store(org=org_id, account_id=account_id, qr=qr, started=False)
             return "expired"
         WeChatAccount.objects.filter(pk=account.pk).update(
-            login_state=status.state,
-            nickname=status.nickname or account.nickname,
+            login_state=pd.text(status.state, 16, field="login.state") or "waiting",
+            nickname=pd.text(status.nickname, 200, field="login.nickname") or account.nickname,
             updated_at=timezone.now(),
         )
         return status.state
@@ -170,10 +174,12 @@ def _login_complete(
     *, org_id: int, account_id: int, wxid: str, nickname: str, avatar_url: str, device_id: str
 ) -> WeChatAccount:
     account = _account_for_update(org=org_id, account_id=account_id)
-    account.wxid = wxid or account.wxid
-    account.nickname = nickname or account.nickname
-    account.avatar_url = avatar_url or account.avatar_url
-    account.device_id = device_id or account.device_id
+    # Platform data is data: an unusable value keeps the stored one (or stays empty), a long
+    # nickname is cut; a confirmed login always completes.
+    account.wxid = pd.ident(wxid, 64, field="login.wxid") or account.wxid
+    account.nickname = pd.text(nickname, 200, field="login.nickname") or account.nickname
+    account.avatar_url = pd.url(avatar_url, 1000, field="login.avatar_url") or account.avatar_url
+    account.device_id = pd.ident(device_id, 128, field="login.device_id") or account.device_id
     account.login_state = "logged_in"
     account.login_qr_image = ""
     account.logged_in_at = timezone.now()
