@@ -15,6 +15,13 @@ the request's active organisation (``apps.core.console``); superusers see every 
 
 from __future__ import annotations
 
+import functools
+
+from django.conf import settings
+from django.contrib.admin import RelatedFieldListFilter, RelatedOnlyFieldListFilter
+from django.contrib.admin.utils import NotRelationField, get_fields_from_path
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from unfold.admin import ModelAdmin as UnfoldModelAdmin
 
 from apps.orgs.models import Membership, Role
@@ -47,12 +54,106 @@ def request_role(request) -> str | None:
     return console_role(request)
 
 
+def scope_to_orgs(queryset, org_ids):
+    """``queryset`` narrowed to rows of ``org_ids``: organisations themselves, users who are
+    members of them, and every model with an ``org`` foreign key. Other models (platform data
+    such as global prices) are returned as they are."""
+    model = queryset.model
+    if model._meta.label == "orgs.Organization":
+        return queryset.filter(id__in=org_ids)
+    if model._meta.label == settings.AUTH_USER_MODEL:
+        return queryset.filter(memberships__org_id__in=org_ids).distinct()
+    if any(f.name == "org" for f in model._meta.get_fields()):
+        return queryset.filter(org_id__in=org_ids)
+    return queryset
+
+
+def _is_scoped(model) -> bool:
+    if model is None:
+        return False
+    if model._meta.label in ("orgs.Organization", settings.AUTH_USER_MODEL):
+        return True
+    return any(f.name == "org" for f in model._meta.get_fields())
+
+
+class OrgScopedRelatedFilterMixin:
+    """A related-field list filter whose choices are the active organisation's rows only."""
+
+    def field_choices(self, field, request, model_admin):
+        allowed = scope_to_orgs(field.related_model._default_manager.all(), _org_ids(request))
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return field.get_choices(
+            include_blank=False,
+            ordering=ordering,
+            limit_choices_to={"pk__in": allowed.values("pk")},
+        )
+
+
+@functools.cache
+def _scoped_filter_class(cls):
+    return type(f"OrgScoped{cls.__name__}", (OrgScopedRelatedFilterMixin, cls), {})
+
+
+class _ScopedRawIdWidgetMixin:
+    """A raw-id widget that names only rows the form may choose (never another
+    organisation's object typed in by id)."""
+
+    def label_and_url_for_value(self, value):
+        if value and not self.scoped_queryset.filter(pk=value).exists():
+            return "", ""
+        return super().label_and_url_for_value(value)
+
+
+@functools.cache
+def _scoped_widget_class(cls):
+    return type(f"OrgScoped{cls.__name__}", (_ScopedRawIdWidgetMixin, cls), {})
+
+
+def _org_ids(request) -> list[int]:
+    request_role(request)
+    return admin_org_ids(request.user)
+
+
+def scope_formfield(field, request):
+    """Narrow a relation form field (foreign key or many-to-many) to the request's
+    organisations; superusers keep every choice."""
+    if field is None or request.user.is_superuser or not hasattr(field, "queryset"):
+        return field
+    field.queryset = scope_to_orgs(field.queryset, _org_ids(request))
+    widget = field.widget
+    if isinstance(widget, ForeignKeyRawIdWidget):
+        widget.__class__ = _scoped_widget_class(type(widget))
+        widget.scoped_queryset = field.queryset
+    return field
+
+
+class OrgScopedInlineMixin:
+    """Inlines of an ``OrgScopedAdmin`` (applied to every inline automatically): foreign-key and
+    many-to-many choices of the active organisation only."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        return scope_formfield(
+            super().formfield_for_foreignkey(db_field, request, **kwargs), request
+        )
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        return scope_formfield(field, request)
+
+
+@functools.cache
+def _scoped_inline_class(cls):
+    return type(cls.__name__, (OrgScopedInlineMixin, cls), {"__module__": cls.__module__})
+
+
 class OrgScopedAdmin(UnfoldModelAdmin):
     """Superusers see every row; members only rows of their active organisation, with the
     permissions of their role there (the policy attributes below).
 
-    Foreign-key choices are narrowed the same way, and a save into another organisation is
-    impossible because the ``org`` choices never include it.
+    Every relation is narrowed the same way, once, for every admin class: foreign-key and
+    many-to-many choices (inlines included), related-field list filters (the ``org`` filter is
+    hidden from members), autocomplete (only towards organisation-scoped pages) and raw-id
+    labels; a save into another organisation raises ``PermissionDenied``.
     """
 
     org_field = "org"
@@ -84,9 +185,77 @@ class OrgScopedAdmin(UnfoldModelAdmin):
             if len(org_ids) == 1:  # the active organisation, preselected
                 field.initial = org_ids[0]
                 field.empty_label = None
-        elif any(f.name == "org" for f in model._meta.get_fields()):
-            field.queryset = field.queryset.filter(org_id__in=org_ids)
-        return field
+            return field
+        return scope_formfield(field, request)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        return scope_formfield(field, request)
+
+    def get_inline_instances(self, request, obj=None):
+        inlines = super().get_inline_instances(request, obj)
+        for inline in inlines:
+            if not isinstance(inline, OrgScopedInlineMixin):
+                inline.__class__ = _scoped_inline_class(type(inline))
+        return inlines
+
+    def get_list_filter(self, request):
+        """Non-superusers: no filter by organisation (they see one), and related-field filters
+        list only the active organisation's rows."""
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        scoped = []
+        for item in filters:
+            path, cls = (item[0], item[1]) if isinstance(item, list | tuple) else (item, None)
+            if not isinstance(path, str):
+                scoped.append(item)
+                continue
+            if path == self.org_field or path == "org" or path.endswith("__org"):
+                continue
+            try:
+                field = get_fields_from_path(self.model, path)[-1]
+            except (FieldDoesNotExist, NotRelationField):
+                scoped.append(item)
+                continue
+            if not (field.is_relation and _is_scoped(field.related_model)):
+                scoped.append(item)
+            elif cls is None:
+                scoped.append((path, _scoped_filter_class(RelatedFieldListFilter)))
+            elif issubclass(cls, RelatedOnlyFieldListFilter):
+                scoped.append(item)  # its choices come from the scoped queryset already
+            elif issubclass(cls, RelatedFieldListFilter):
+                scoped.append((path, _scoped_filter_class(cls)))
+            else:
+                scoped.append(item)
+        return scoped
+
+    def get_autocomplete_fields(self, request):
+        """Autocomplete only towards organisation-scoped admin pages (their lookups answer with
+        the active organisation's rows); other relations fall back to a scoped select."""
+        fields = super().get_autocomplete_fields(request)
+        if request.user.is_superuser:
+            return fields
+        registry = self.admin_site._registry
+        return [
+            name
+            for name in fields
+            if isinstance(
+                registry.get(self.model._meta.get_field(name).related_model), OrgScopedAdmin
+            )
+        ]
+
+    def save_form(self, request, form, change):
+        """A member's save stays in their organisation, whatever the form posted."""
+        obj = super().save_form(request, form, change)
+        if request.user.is_superuser or self.org_field != "org" or not hasattr(obj, "org_id"):
+            return obj
+        org_ids = self.org_ids(request)
+        if obj.org_id is None and len(org_ids) == 1:
+            obj.org_id = org_ids[0]
+        if obj.org_id not in org_ids:
+            raise PermissionDenied
+        return obj
 
     def has_module_permission(self, request):
         return self.has_view_permission(request)

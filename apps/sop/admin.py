@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import StackedInline
 
-from apps.core.admin import MANAGERS, OrgScopedAdmin, admin_org_ids
+from apps.core.admin import MANAGERS, OrgScopedAdmin
 from apps.core.exceptions import ApplicationError
 from apps.sop import selectors, services
 from apps.sop.models import SopDelivery, SopPlan, SopRun, SopStep
@@ -35,14 +35,6 @@ def progress_bar(obj) -> str:
     )
 
 
-class _OrgScopedM2MMixin:
-    def formfield_for_manytomany(self, db_field, request, **kwargs):
-        field = super().formfield_for_manytomany(db_field, request, **kwargs)
-        if field is not None and not request.user.is_superuser:
-            field.queryset = field.queryset.filter(org_id__in=admin_org_ids(request.user))
-        return field
-
-
 class SopStepInline(StackedInline):
     model = SopStep
     fk_name = "plan"
@@ -59,15 +51,9 @@ class SopStepInline(StackedInline):
     def get_queryset(self, request):
         return super().get_queryset(request).filter(is_active=True)
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if field is not None and not request.user.is_superuser:
-            field.queryset = field.queryset.filter(org_id__in=admin_org_ids(request.user))
-        return field
-
 
 @admin.register(SopPlan)
-class SopPlanAdmin(_OrgScopedM2MMixin, OrgScopedAdmin):
+class SopPlanAdmin(OrgScopedAdmin):
     edit_roles = MANAGERS
     list_display = ["name", "org", "status", "trigger", "target_type", "progress", "activated_at"]
     list_filter = ["status", "trigger", "target_type", ("org", admin.RelatedOnlyFieldListFilter)]
