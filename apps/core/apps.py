@@ -10,6 +10,8 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import after_setup_logger, after_setup_task_logger
 
+        from apps.core import jwt_schema  # noqa: F401 - registers the OpenAPI auth extension
+
         # Celery replaces the root handlers with its own: give those the secret mask too.
         after_setup_logger.connect(_mask_secrets_in_handlers, weak=False)
         after_setup_task_logger.connect(_mask_secrets_in_handlers, weak=False)
