@@ -188,6 +188,8 @@ def seed_conversations(*, org, owner, stdout) -> None:
                 services.conversation_assign(
                     org=org, conversation_id=conversation.pk, assignee=agent.user
                 )
+            # The customer has been waiting since their last message, not since the seed ran.
+            Conversation.objects.filter(pk=conversation.pk).update(handed_off_at=last_at)
         elif state == "resolved":
             if agent is not None and any(who == "agent" for who, _t, _m in lines):
                 services.conversation_assign(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -73,6 +74,9 @@ class Command(BaseCommand):
             self._sync_simulators(children["simulators"])
         for name, cmd in commands.items():
             children[name] = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)  # noqa: S603
+        # Say "running" only once the web process accepts connections: a webhook posted before
+        # that (a simulated customer typed right away) would be lost, as with a real platform.
+        _wait_for_port(host, port, children["web"])
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nRunning: {', '.join(children)}\n"
@@ -159,6 +163,17 @@ def public_base_url(host: str, port: int) -> str:
     os.environ["PUBLIC_BASE_URL"] = base
     settings.PUBLIC_BASE_URL = base
     return base
+
+
+def _wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    address = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
 
 
 def _simulators_available() -> bool:
