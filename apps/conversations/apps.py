@@ -8,6 +8,7 @@ class ConversationsConfig(AppConfig):
     verbose_name = _("Conversations")
 
     def ready(self) -> None:
-        from apps.conversations import receivers
+        from apps.conversations import admin_ai, receivers
 
         receivers.connect()
+        admin_ai.register()  # drafts and AI sessions (issue 17)

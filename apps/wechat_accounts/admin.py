@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.forms.models import BaseInlineFormSet
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -19,6 +20,7 @@ from apps.orgs.models import Role
 from apps.orgs.org_settings import StringListField
 from apps.wechat_accounts import outbound, services
 from apps.wechat_accounts.models import (
+    AccountAIApp,
     AccountStatusEvent,
     Contact,
     FriendRequest,
@@ -48,6 +50,27 @@ class StatusEventInline(TabularInline):
     max_num = 0
 
 
+class _AccountAIAppFormSet(BaseInlineFormSet):
+    def save_new(self, form, commit=True):
+        form.instance.org_id = self.instance.org_id  # the account's organisation
+        return super().save_new(form, commit)
+
+
+class AccountAIAppInline(TabularInline):
+    """The account's AI apps in failover order (empty: the organisation's list)."""
+
+    model = AccountAIApp
+    formset = _AccountAIAppFormSet
+    fields = ["position", "ai_app"]
+    ordering = ["position", "id"]
+    extra = 0
+    verbose_name = _("AI app (failover order)")
+    verbose_name_plural = _(
+        "AI apps in failover order (empty: the organisation's default app, then its failover "
+        "list)"
+    )
+
+
 def _run(modeladmin, request, queryset, fn, done_message) -> None:
     for account in queryset:
         try:
@@ -70,9 +93,11 @@ class WeChatAccountAdmin(OrgScopedAdmin):
         "last_seen_at",
         "sends_today",
         "sync_progress",
+        "reply_mode",
+        "group_reply_policy",
         "login_link",
     ]
-    list_filter = ["status", "connection__provider", "org"]
+    list_filter = ["status", "connection__provider", "reply_mode", "group_reply_policy", "org"]
     search_fields = ["name", "wxid", "nickname", "device_id"]
     list_select_related = ["org", "connection"]
     readonly_fields = [
@@ -99,7 +124,7 @@ class WeChatAccountAdmin(OrgScopedAdmin):
         "login_started_at",
         "moments_fetched_at",
     ]
-    inlines = [StatusEventInline]
+    inlines = [AccountAIAppInline, StatusEventInline]
     actions = ["action_logout", "action_sync_contacts", "action_check_online"]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
@@ -223,11 +248,12 @@ class ContactAdmin(OrgScopedAdmin):
         "wxid",
         "kind",
         "account",
+        "reply_policy",
         "is_blocked",
         "added_at",
         "removed_at",
     ]
-    list_filter = ["kind", "is_blocked", "account", "tags"]
+    list_filter = ["kind", "reply_policy", "is_blocked", "account", "tags"]
     search_fields = ["wxid", "nickname", "remark", "alias"]
     list_select_related = ["account"]
     readonly_fields = [
