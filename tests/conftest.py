@@ -92,3 +92,10 @@ def api_client(member, org):
 @pytest.fixture
 def anon_client():
     return APIClient()
+
+
+def pytest_generate_tests(metafunc):
+    """``cross_org_case`` comes from the test class's ``cross_org_cases`` (tests/crossorg.py)."""
+    if "cross_org_case" in metafunc.fixturenames:
+        cases = metafunc.cls.cross_org_cases
+        metafunc.parametrize("cross_org_case", cases, ids=[url for url, _make in cases])

@@ -61,10 +61,9 @@ class ModelPriceViewSet(OrgScopedViewSet):
     search_fields = ["provider", "model", "note"]
     ordering_fields = ["provider", "model", "valid_from"]
 
-    def get_queryset(self):
-        # Deliberately not the base class's org filter: global prices (org NULL) are visible too.
-        if getattr(self, "swagger_fake_view", False):
-            return ModelPrice.objects.none()
+    include_platform_rows = True  # global prices (org NULL) are read by every member
+
+    def scope_queryset(self, queryset):
         return selectors.price_list(org=self.request.org)
 
     def perform_create(self, serializer):

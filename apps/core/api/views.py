@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import Q
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
@@ -37,13 +38,34 @@ class OrgScopedGenericViewSet(OrgScopedMixin, viewsets.GenericViewSet):
     """Every queryset is filtered by ``request.org``; narrow further in ``scope_queryset()``.
 
     Creates save with ``org=request.org``. Another organisation's object answers 404.
+
+    Subclasses cannot override ``get_queryset`` or ``get_object`` (a ``TypeError`` at class
+    creation): the organisation filter is applied before and again after ``scope_queryset``, so
+    a selector that builds its own queryset stays inside the organisation too. Platform rows
+    (``org`` NULL, e.g. global prices) are readable only where ``include_platform_rows`` says so.
     """
+
+    include_platform_rows = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("get_queryset", "get_object"):
+            if name in vars(cls):
+                raise TypeError(
+                    f"{cls.__module__}.{cls.__qualname__} overrides {name}(): narrow the "
+                    "organisation's rows in scope_queryset() instead."
+                )
+
+    def org_scope(self) -> Q:
+        scope = Q(org=self.request.org)
+        return scope | Q(org__isnull=True) if self.include_platform_rows else scope
 
     def get_queryset(self):
         queryset = super().get_queryset()
         if getattr(self, "swagger_fake_view", False):
             return queryset.none()
-        return self.scope_queryset(queryset.filter(org=self.request.org))
+        scope = self.org_scope()
+        return self.scope_queryset(queryset.filter(scope)).filter(scope)
 
     def scope_queryset(self, queryset):
         return queryset

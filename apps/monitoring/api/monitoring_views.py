@@ -107,13 +107,6 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedGe
             queryset = queryset.filter(resolved_at__isnull=not params["resolved"])
         return queryset
 
-    def get_object(self):
-        try:
-            int(self.kwargs["pk"])
-        except (TypeError, ValueError):
-            raise NotFoundError(_("Alert not found.")) from None
-        return super().get_object()
-
     @extend_schema(parameters=[ms.AlertListQuerySerializer])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
