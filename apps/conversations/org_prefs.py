@@ -1,6 +1,6 @@
 """The conversations app's organisation settings, read with their defaults.
 
-Stored in ``Organization.settings`` (typed by ``apps.orgs.org_settings`` where present):
+Declared (typed, with defaults and the console's form) in ``apps.orgs.org_settings``:
 
 - ``conversation_visibility``: ``all`` (agents see every conversation, the default) or
   ``assigned`` (agents see those assigned to them plus unassigned ones; managers and above
@@ -13,44 +13,27 @@ Stored in ``Organization.settings`` (typed by ``apps.orgs.org_settings`` where p
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.utils.translation import gettext_lazy as _
-
 from apps.orgs.models import Membership, Organization, Role, role_at_least
+from apps.orgs.org_settings import HANDOFF_ACK_DEFAULT, org_setting
 
 VISIBILITY_ALL = "all"
 VISIBILITY_ASSIGNED = "assigned"
-VISIBILITY_CHOICES = [
-    (VISIBILITY_ALL, _("Agents see all conversations")),
-    (VISIBILITY_ASSIGNED, _("Agents see their own and unassigned conversations")),
-]
-DEFAULT_HANDOFF_ACK_TEXT = "已为您转接人工客服，请稍候"
-
-
-def _raw(org: Organization) -> dict[str, Any]:
-    return getattr(org, "settings", None) or {}
+DEFAULT_HANDOFF_ACK_TEXT = HANDOFF_ACK_DEFAULT
 
 
 def visibility(org: Organization) -> str:
-    value = _raw(org).get("conversation_visibility")
-    return value if value in (VISIBILITY_ALL, VISIBILITY_ASSIGNED) else VISIBILITY_ALL
+    return org_setting(org, "conversation_visibility")
 
 
 def auto_return_minutes(org: Organization) -> int:
-    value = _raw(org).get("ai_auto_return_minutes") or 0
-    try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
-        return 0
+    return int(org_setting(org, "ai_auto_return_minutes") or 0)
 
 
 def handoff_ack(org: Organization) -> str:
     """The acknowledgement text to send on handoff, or "" when the organisation has it off."""
-    raw = _raw(org)
-    if not raw.get("handoff_ack_enabled"):
+    if not org_setting(org, "handoff_ack_enabled"):
         return ""
-    text = raw.get("handoff_ack_text")
+    text = org_setting(org, "handoff_ack_text")
     return text.strip() if isinstance(text, str) and text.strip() else DEFAULT_HANDOFF_ACK_TEXT
 
 

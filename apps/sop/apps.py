@@ -8,4 +8,9 @@ class SopConfig(AppConfig):
     verbose_name = _("SOP campaigns")
 
     def ready(self) -> None:
-        from apps.sop import receivers  # noqa: F401 - connects the relative-trigger receivers
+        from apps.sop import (
+            receivers,  # noqa: F401 - connects the relative-trigger receivers
+            workspace_panel,
+        )
+
+        workspace_panel.register()  # the customer pane of the agent workspace

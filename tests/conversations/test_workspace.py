@@ -372,3 +372,33 @@ def test_handoff_acknowledgement_goes_through_the_pipeline_once(
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_take_over(org=org, conversation_id=third.pk, user=agent)
     assert not Message.objects.filter(conversation=third, sender_kind="system").exists()
+
+
+def test_customer_pane_shows_sop_enrolments_with_step_progress(org, make_member):
+    from apps.sop.models import SopDelivery, SopEnrollment
+    from tests.conftest import client_for
+    from tests.sop.factories import SopPlanFactory, SopStepFactory
+
+    agent = make_member(Role.AGENT)
+    conversation = make_conversation(org)
+    plan = SopPlanFactory(org=org, name="意向客户 7 天跟进")
+    steps = [SopStepFactory(plan=plan) for _ in range(3)]
+    enrolment = SopEnrollment.objects.create(
+        org=org, plan=plan, contact=conversation.contact, occurrence="1", enrolled_at=timezone.now()
+    )
+    for step, status in zip(steps, ["sent", "scheduled", "scheduled"], strict=True):
+        SopDelivery.objects.create(
+            org=org,
+            plan=plan,
+            enrollment=enrolment,
+            step=step,
+            contact=conversation.contact,
+            account=conversation.account,
+            occurrence="1",
+            due_at=timezone.now(),
+            status=status,
+        )
+    data = client_for(agent, org).get(f"{API}{conversation.id}/customer/").data
+    (row,) = data["sections"]["sop"]
+    assert row["plan_name"] == "意向客户 7 天跟进"
+    assert (row["steps_done"], row["steps_total"], row["state"]) == (1, 3, "active")

@@ -15,6 +15,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -26,7 +27,7 @@ from apps.orgs.models import Membership, Role, role_at_least
 from apps.wechat_accounts.models import WeChatAccount
 
 # Where a session may have stored the organisation chosen in the console's header.
-SESSION_ORG_KEYS = ("active_org", "org_id", "organization")
+SESSION_ORG_KEYS = ("console_org_id",)
 
 
 def active_membership(request):
@@ -53,6 +54,7 @@ def _choices(model_choices) -> dict[str, str]:
 
 
 @never_cache
+@ensure_csrf_cookie  # the page's fetch() calls send it back as X-CSRFToken
 @require_GET
 def index(request, conversation_id: int | None = None):
     if not request.user.is_authenticated:
