@@ -15,10 +15,11 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
 from apps.billing import selectors, services
-from apps.billing.models import Budget, BudgetAlert, CostLedger, ModelPrice, Reservation
+from apps.billing.models import Budget, BudgetAlert, CostLedger, Kind, ModelPrice, Reservation
 from apps.billing.periods import current_period, local_date, period_for_date
 from apps.core.admin import OrgScopedAdmin, admin_org_ids
 from apps.core.console import console_membership
+from apps.core.money import format_money
 from apps.orgs.models import Organization
 
 
@@ -88,15 +89,14 @@ class CostLedgerAdmin(_ReadOnlyAdmin):
         "org",
         "request_id",
         "kind",
-        "provider",
+        "provider_name",
         "model",
         "input_tokens",
         "output_tokens",
         "units",
-        "cost",
-        "currency",
+        "cost_display",
         "user",
-        "wechat_account_id",
+        "account_name",
     ]
     list_filter = [
         "kind",
@@ -110,6 +110,18 @@ class CostLedgerAdmin(_ReadOnlyAdmin):
     list_select_related = ["org", "user"]
     show_full_result_count = False  # the ledger is large: skip the unfiltered COUNT(*)
     change_list_template = "admin/billing/costledger/change_list.html"
+
+    @admin.display(description=_("provider"), ordering="provider")
+    def provider_name(self, obj):
+        return provider_label(obj.provider)
+
+    @admin.display(description=_("cost"), ordering="cost")
+    def cost_display(self, obj):
+        return format_money(obj.cost, obj.currency, 4)
+
+    @admin.display(description=_("WeChat account"))
+    def account_name(self, obj):
+        return account_name(obj.org_id, obj.wechat_account_id)
 
     def get_urls(self):
         return [
@@ -150,6 +162,7 @@ class CostLedgerAdmin(_ReadOnlyAdmin):
         currency = org_budget.budget.currency if org_budget else "CNY"
         series = selectors.daily_cost_series(org=org, period=period, currency=currency)
         report = selectors.usage_report(org=org, start=period.start_date, end=period.last_date)
+        _label_report(report, org=org)
         limit = org_budget.budget.money_limit if org_budget else None
         context = {
             **self.admin_site.each_context(request),
@@ -165,6 +178,44 @@ class CostLedgerAdmin(_ReadOnlyAdmin):
             "ledger_url": reverse("admin:billing_costledger_changelist"),
         }
         return TemplateResponse(request, "admin/billing/usage.html", context)
+
+
+def _label_report(report, *, org) -> None:
+    """Rows of the usage report read by people: account names (never ids), the provider's
+    and the kind's labels instead of their codes."""
+    from django.apps import apps
+
+    account_model = apps.get_model("wechat_accounts", "WeChatAccount")  # a higher layer
+    ids = {r["wechat_account_id"] for r in report.by_account if r.get("wechat_account_id")}
+    names = dict(account_model.objects.filter(org=org, id__in=ids).values_list("id", "name"))
+    for row in report.by_account:
+        account_id = row.get("wechat_account_id")
+        row["account_name"] = (
+            names.get(account_id) or _("Deleted account") if account_id else _("(no account)")
+        )
+    for row in report.by_model:
+        row["provider_label"] = provider_label(row.get("provider", ""))
+        row["kind_label"] = Kind(row["kind"]).label if row.get("kind") in Kind.values else ""
+
+
+def account_name(org_id: int, account_id: int | None) -> str:
+    """A WeChat account's name, never its id (a lookup per row: list pages are short)."""
+    if not account_id:
+        return "—"
+    from django.apps import apps
+
+    model = apps.get_model("wechat_accounts", "WeChatAccount")
+    name = model.objects.filter(org_id=org_id, id=account_id).values_list("name", flat=True).first()
+    return name or str(_("Deleted account"))
+
+
+def provider_label(code: str) -> str:
+    from apps.integrations.models import AIApp, IntegrationCall, PlatformConnection
+
+    for choices in (IntegrationCall.Service, AIApp.Provider, PlatformConnection.Provider):
+        if code in choices.values:
+            return str(choices(code).label)
+    return code
 
 
 def usage_chart(
@@ -243,16 +294,23 @@ class BudgetAdmin(OrgScopedAdmin):
         "org",
         "scope",
         "user",
-        "wechat_account_id",
-        "money_limit",
+        "account_name",
+        "limit_display",
         "token_limit",
-        "currency",
         "action",
         "is_active",
     ]
     list_filter = ["scope", "action", "is_active", "currency"]
     search_fields = ["name", "user__email"]
     autocomplete_fields = ["user"]
+
+    @admin.display(description=_("WeChat account"))
+    def account_name(self, obj):
+        return account_name(obj.org_id, obj.wechat_account_id) if obj.wechat_account_id else "—"
+
+    @admin.display(description=_("money limit"), ordering="money_limit")
+    def limit_display(self, obj):
+        return format_money(obj.money_limit, obj.currency, 2)
 
     def get_readonly_fields(self, request, obj=None):
         return ["org"] if obj is not None else []

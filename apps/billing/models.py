@@ -105,7 +105,7 @@ class ModelPrice(models.Model):
         indexes = [models.Index(fields=["model", "provider"], name="billing_price_model_idx")]
 
     def __str__(self) -> str:
-        scope = self.org_id or "global"
+        scope = _("organisation price") if self.org_id else _("global price")
         return f"{self.provider}/{self.model} ({scope}, {self.valid_from:%Y-%m-%d})"
 
     def clean(self) -> None:
@@ -202,7 +202,9 @@ class CostLedger(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.request_id}: {self.cost} {self.currency}"
+        from apps.core.money import format_money
+
+        return f"{self.request_id}: {format_money(self.cost, self.currency, 4)}"
 
     @property
     def total_tokens(self) -> int:
@@ -285,8 +287,8 @@ class Budget(OrgScopedModel):
     def __str__(self) -> str:
         target = {
             self.Scope.ORG: "",
-            self.Scope.USER: f" user {self.user_id}",
-            self.Scope.ACCOUNT: f" account {self.wechat_account_id}",
+            self.Scope.USER: f" {self.user}" if self.user_id else "",
+            self.Scope.ACCOUNT: "",
         }.get(self.scope, "")
         return self.name or f"{self.get_scope_display()}{target}"
 
@@ -384,7 +386,7 @@ class Reservation(OrgScopedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.request_id} ({self.status})"
+        return f"{self.request_id} ({self.get_status_display()})"
 
     @property
     def estimated_tokens(self) -> int:
@@ -506,4 +508,4 @@ class BudgetAlert(OrgScopedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.budget_id} {self.period} {self.threshold}%"
+        return f"{self.budget} {self.period} {self.threshold}%"

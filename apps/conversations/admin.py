@@ -13,8 +13,38 @@ from apps.conversations import services
 from apps.conversations.models import AITurn, CannedReply, Conversation, Label, Message
 from apps.core.admin import EVERYONE, MANAGERS, OrgScopedAdmin
 from apps.core.exceptions import ApplicationError
+from apps.core.money import format_money
 from apps.integrations.models import WebhookEvent
 from apps.orgs.models import Membership
+
+# People read the reason a chat went to a person, never its code.
+HANDOFF_REASON_LABELS = {
+    "keyword": _("The customer asked for a person"),
+    "sentiment": _("Negative sentiment"),
+    "ai_failed": _("The AI failed"),
+    "budget": _("The budget is used up"),
+    "phone_reply": _("Answered from the phone"),
+    "no_ai_app": _("No AI app is set up"),
+    "agent": _("Taken over by an agent"),
+}
+SENTIMENT_LABELS = {
+    "positive": _("Positive"),
+    "neutral": _("Neutral"),
+    "negative": _("Negative"),
+}
+
+
+class HandoffReasonFilter(admin.SimpleListFilter):
+    title = _("handoff reason")
+    parameter_name = "handoff_reason"
+
+    def lookups(self, request, model_admin):
+        return list(HANDOFF_REASON_LABELS.items())
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(handoff_reason=value) if value else queryset
+
 
 MESSAGE_FIELDS = (
     "created_at",
@@ -25,9 +55,9 @@ MESSAGE_FIELDS = (
     "text",
     "status",
     "platform_msg_id",
-    "ai_cost",
+    "ai_cost_display",
     "intent",
-    "sentiment",
+    "sentiment_label",
 )
 
 
@@ -43,6 +73,14 @@ class MessageInline(TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-id")
+
+    @admin.display(description=_("AI cost"))
+    def ai_cost_display(self, obj):
+        return format_money(obj.ai_cost, "CNY", 4) if obj.ai_cost is not None else "—"
+
+    @admin.display(description=_("sentiment"))
+    def sentiment_label(self, obj):
+        return SENTIMENT_LABELS.get(obj.sentiment, obj.sentiment or "—")
 
 
 def _each(modeladmin, request, queryset, apply, done_message):
@@ -146,17 +184,17 @@ class ConversationAdmin(OrgScopedAdmin):
     edit_roles = MANAGERS
     form = ConversationAdminForm
     list_display = (
-        "id",
         "contact",
         "account",
         "status",
         "mode",
+        "handoff_reason_label",
         "priority",
         "assignee",
         "unread_count",
         "last_message_at",
     )
-    list_filter = ("status", "mode", "priority", "handoff_reason", "account", "labels")
+    list_filter = ("status", "mode", "priority", HandoffReasonFilter, "account", "labels")
     search_fields = ("contact__nickname", "contact__remark", "contact__wxid", "messages__text")
     list_select_related = ("contact", "account", "assignee")
     readonly_fields = (
@@ -172,7 +210,7 @@ class ConversationAdmin(OrgScopedAdmin):
         "ai_last_activity_at",
         "ai_answered_message_id",
         "ai_paused_until",
-        "handoff_reason",
+        "handoff_reason_label",
         "handed_off_at",
         "resolved_at",
         "snooze_until",
@@ -188,6 +226,13 @@ class ConversationAdmin(OrgScopedAdmin):
         *readonly_fields[6:],
     )
     filter_horizontal = ("labels",)
+
+    @admin.display(description=_("handoff reason"), ordering="handoff_reason")
+    def handoff_reason_label(self, obj):
+        if not obj.handoff_reason:
+            return "—"
+        return HANDOFF_REASON_LABELS.get(obj.handoff_reason, obj.handoff_reason)
+
     inlines = [MessageInline]
     actions = [hand_to_human, hand_to_ai, resolve, reopen, mark_read]
     date_hierarchy = "last_message_at"
@@ -226,7 +271,7 @@ class ConversationAdmin(OrgScopedAdmin):
 @admin.register(Message)
 class MessageAdmin(OrgScopedAdmin):
     list_display = (
-        "id",
+        "__str__",
         "conversation",
         "direction",
         "sender_kind",
@@ -238,7 +283,7 @@ class MessageAdmin(OrgScopedAdmin):
     list_filter = ("direction", "sender_kind", "kind", "status", "media_status")
     search_fields = ("text", "platform_msg_id", "sender_wxid")
     readonly_fields = [f.name for f in Message._meta.fields]
-    list_select_related = ("conversation",)
+    list_select_related = ("conversation", "conversation__contact")
 
     def has_add_permission(self, request):
         return False
@@ -249,7 +294,21 @@ class MessageAdmin(OrgScopedAdmin):
 
 @admin.register(AITurn)
 class AITurnAdmin(OrgScopedAdmin):
-    list_display = ("id", "conversation", "status", "attempts", "cost", "latency_ms", "created_at")
+    list_display = (
+        "__str__",
+        "conversation",
+        "status",
+        "attempts",
+        "cost_display",
+        "latency_ms",
+        "created_at",
+    )
+    list_select_related = ("conversation", "conversation__contact")
+
+    @admin.display(description=_("cost"), ordering="cost")
+    def cost_display(self, obj):
+        return format_money(obj.cost, "CNY", 4)
+
     list_filter = ("status",)
     search_fields = ("question", "answer", "error")
     readonly_fields = [f.name for f in AITurn._meta.fields]

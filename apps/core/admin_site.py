@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
@@ -17,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
+from unfold.forms import AuthenticationForm
 from unfold.sites import UnfoldAdminSite
 
 from apps.core.console import console_membership, console_memberships, console_switch
@@ -25,7 +27,24 @@ from apps.orgs.models import Role
 SEARCH_PAGE_SIZE = 20
 
 
+class ConsoleLoginForm(AuthenticationForm):
+    """The admin's login without its ``is_staff`` rule: an active member of an organisation
+    (or a superuser) signs in."""
+
+    def confirm_login_allowed(self, user):
+        if not user.is_active:
+            raise forms.ValidationError(self.error_messages["inactive"], code="inactive")
+        if not user.is_superuser and not user.memberships.exists():
+            raise forms.ValidationError(
+                self.error_messages["invalid_login"],
+                code="invalid_login",
+                params={"username": self.username_field.verbose_name},
+            )
+
+
 class ConsoleAdminSite(UnfoldAdminSite):
+    login_form = ConsoleLoginForm
+
     site_header = gettext_lazy("AI Sales Assistant")
     site_title = gettext_lazy("AI Sales Assistant")
     index_title = gettext_lazy("Home")

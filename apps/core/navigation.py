@@ -33,6 +33,8 @@ class Item:
     url: str = ""  # a URL name (takes precedence over the model's list for the link)
     roles: tuple | None = None  # roles that see the item (None: decided by the model's admin)
     superuser_only: bool = False
+    # A page of the active organisation: hidden from a superuser who is no member anywhere.
+    needs_org: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,20 @@ NAVIGATION: list[Group] = [
         _("Workbench"),
         [
             Item(_("Home"), "home", url="admin:index", roles=EVERYONE),
-            Item(_("Agent workspace"), "forum", url="workspace:index", roles=EVERYONE),
+            Item(
+                _("Agent workspace"),
+                "forum",
+                url="workspace:index",
+                roles=EVERYONE,
+                needs_org=True,
+            ),
             # demo (issue 15): a simulated customer writes through the platform simulator.
             Item(
                 _("Simulate a customer message"),
                 "science",
                 url="simulate_customer",
                 roles=("agent", "manager", "admin", "owner"),
+                needs_org=True,
             ),
             Item(_("Conversations"), "chat", model="conversations.Conversation"),
             Item(_("Messages"), "sms", model="conversations.Message"),
@@ -99,7 +108,7 @@ NAVIGATION: list[Group] = [
         _("Costs"),
         [
             # reports (issue 21): charts and tables; agents see their own figures.
-            Item(_("Reports"), "analytics", model="reports.DailyStat"),
+            Item(_("Reports"), "analytics", model="reports.DailyStat", needs_org=True),
             Item(
                 _("Usage"),
                 "monitoring",
@@ -137,6 +146,7 @@ NAVIGATION: list[Group] = [
                 "settings",
                 url="admin:orgs_organization_settings",
                 model="orgs.Organization",
+                needs_org=True,
             ),
             Item(_("Organisation"), "apartment", model="orgs.Organization"),
             Item(_("Members"), "group", model="orgs.Membership"),
@@ -189,6 +199,11 @@ def _visible(item: Item, request, site) -> tuple[bool, str]:
             return False, ""
     if item.superuser_only and not user.is_superuser:
         return False, ""
+    if item.needs_org:
+        from apps.core.console import console_membership
+
+        if console_membership(request) is None:
+            return False, ""
     if item.roles is not None and not user.is_superuser:
         from apps.core.console import console_role
 

@@ -78,7 +78,7 @@ class Membership(OrgScopedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}@{self.org_id} ({self.role})"
+        return f"{self.user} @ {self.org} ({self.get_role_display()})"
 
     def has_role(self, minimum: str) -> bool:
         return role_at_least(self.role, minimum)
@@ -113,7 +113,7 @@ class Invitation(OrgScopedModel):
         indexes = [models.Index(fields=["org", "email"])]
 
     def __str__(self) -> str:
-        return f"{self.email} -> {self.org_id}"
+        return f"{self.email} → {self.org}"
 
     @property
     def status(self) -> str:

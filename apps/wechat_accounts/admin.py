@@ -278,7 +278,7 @@ class ContactAdmin(OrgScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if request_role(request) == Role.AGENT and not request.user.is_superuser:
-            names = [f.name for f in self.model._meta.fields if f.name not in ("id", "org")]
+            names = [f.name for f in self.model._meta.fields if f.name != "id"]
             fields += [n for n in names if n not in fields and n not in self.agent_editable]
         return fields
 

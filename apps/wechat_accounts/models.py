@@ -289,7 +289,7 @@ class AccountStatusEvent(OrgScopedModel):
         indexes = [models.Index(fields=["org", "account", "at"], name="wechat_status_evt_acct")]
 
     def __str__(self) -> str:
-        return f"{self.from_status} -> {self.to_status}"
+        return f"{self.get_from_status_display()} → {self.get_to_status_display()}"
 
 
 class Tag(OrgScopedModel):
