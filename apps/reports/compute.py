@@ -37,6 +37,8 @@ SOP = "sop"
 HUMAN_KINDS = (AGENT, PHONE)
 # A phone reply re-arms the AI pause on every message: the handoff is one until it expires.
 PHONE_REASON = "phone_reply"
+# The "any value" of a dimension in the roll-up rows of DailyStat.
+ALL = -1
 # An agent's reply switches the chat to a person a moment after the message is stored.
 TAKEOVER_GRACE = dt.timedelta(seconds=30)
 
@@ -329,7 +331,13 @@ def _blank() -> dict:
 
 
 class _Acc:
-    """Counters keyed by (account, agent, AI app, label); label 0 is the total."""
+    """Counters keyed by (account, agent, AI app, label); label 0 is the total.
+
+    Besides the full combination, every contribution is added to four roll-up rows (``ALL`` =
+    -1 in the other dimensions): the organisation's total, per account, per agent and per AI
+    app. A report without filters reads one row per day, one filtered or grouped by a single
+    dimension reads that dimension's roll-ups, and only combined filters read the full rows.
+    """
 
     def __init__(self) -> None:
         self.rows: dict[tuple[int, int, int, int], dict] = defaultdict(_blank)
@@ -345,9 +353,11 @@ class _Acc:
                 (ai_app or dims.ai_app_id),
             )
             labels = dims.labels
-        self.rows[(*key, 0)][field] += value
-        for label in labels:
-            self.rows[(*key, label)][field] += value
+        a, g, p = key
+        for k in ((a, g, p), (ALL, ALL, ALL), (a, ALL, ALL), (ALL, g, ALL), (ALL, ALL, p)):
+            self.rows[(*k, 0)][field] += value
+            for label in labels:
+                self.rows[(*k, label)][field] += value
 
 
 @transaction.atomic
