@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.billing.services import record_usage
 from apps.conversations.models import Message
 from apps.conversations.outbound.queue import (
+    MEDIA_KINDS,
     UNFINISHED,
     DeliveryResult,
     _kick_next,
@@ -42,10 +43,23 @@ def _platform_send(message: Message) -> Any:
     payload = message.payload or {}
     if message.kind == Message.Kind.TEXT:
         return client.send_text(device, to, message.text, at=payload.get("at") or None)
+    if message.kind in MEDIA_KINDS:
+        # A stored file goes out as a signed URL made now (never stale in the queue).
+        from apps.conversations.media import platform_media_url, video_thumb_url
+
+        url = platform_media_url(message)
     if message.kind == Message.Kind.IMAGE:
-        return client.send_image(device, to, message.media_url)
+        return client.send_image(device, to, url)
     if message.kind == Message.Kind.FILE:
-        return client.send_file(device, to, message.media_url, payload.get("file_name", ""))
+        return client.send_file(device, to, url, payload.get("file_name", ""))
+    if message.kind == Message.Kind.VIDEO:
+        return client.send_video(
+            device,
+            to,
+            url,
+            thumb_url=payload.get("thumb_url") or video_thumb_url(),
+            duration_s=int(payload.get("duration_s") or 0),
+        )
     if message.kind == Message.Kind.LINK:
         return client.send_link(
             device,

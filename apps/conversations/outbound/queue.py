@@ -12,7 +12,15 @@ from apps.conversations.models import Message
 from apps.core import realtime
 from apps.wechat_accounts.send_policy import human_delay
 
-KINDS = (Message.Kind.TEXT, Message.Kind.IMAGE, Message.Kind.FILE, Message.Kind.LINK)
+KINDS = (
+    Message.Kind.TEXT,
+    Message.Kind.IMAGE,
+    Message.Kind.FILE,
+    Message.Kind.VIDEO,
+    Message.Kind.LINK,
+)
+# Kinds that carry a file: a public ``url`` or a stored ``media_file`` (apps.media).
+MEDIA_KINDS = (Message.Kind.IMAGE, Message.Kind.FILE, Message.Kind.VIDEO)
 UNFINISHED = (Message.Status.QUEUED, Message.Status.SENDING)
 
 

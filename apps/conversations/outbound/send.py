@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.conversations.models import Conversation, Message
-from apps.conversations.outbound.queue import KINDS, _push_status, enqueue
+from apps.conversations.outbound.queue import KINDS, MEDIA_KINDS, _push_status, enqueue
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.orgs.models import Organization
 from apps.wechat_accounts.models import Contact, WeChatAccount
@@ -20,15 +20,21 @@ from apps.wechat_accounts.services import contact_upsert
 # -- send ----------------------------------------------------------------------------------
 
 
-def _validate(kind: str, text: str, url: str, file_name: str, title: str) -> dict[str, list]:
+def _validate(
+    kind: str, text: str, url: str, file_name: str, title: str, has_media: bool = False
+) -> dict[str, list]:
     errors: dict[str, list] = {}
     if kind not in KINDS:
-        errors["kind"] = [_("Use one of: text, image, file, link.")]
+        errors["kind"] = [_("Use one of: text, image, file, video, link.")]
     elif kind == Message.Kind.TEXT and not text.strip():
         errors["text"] = [_("A text message needs text.")]
-    elif kind in (Message.Kind.IMAGE, Message.Kind.FILE, Message.Kind.LINK) and not url:
+    elif kind == Message.Kind.LINK and not url:
         errors["url"] = [_("This kind of message needs a URL.")]
-    if kind == Message.Kind.FILE and url and not file_name:
+    elif kind in MEDIA_KINDS and not (url or has_media):
+        errors["url"] = [_("This kind of message needs a URL or an uploaded file.")]
+    if has_media and kind not in MEDIA_KINDS:
+        errors["media"] = [_("Only image, file and video messages carry a file.")]
+    if kind == Message.Kind.FILE and url and not file_name and not has_media:
         file_name = url.rstrip("/").rsplit("/", 1)[-1]
         if not file_name:
             errors["file_name"] = [_("A file needs a file name.")]
@@ -74,11 +80,16 @@ def send(
     not_before: datetime | None = None,
     client_msg_id: str = "",
     conversation: Conversation | None = None,
+    media_file=None,
+    duration_s: int = 0,
 ) -> Message:
     """Queue one outbound message and return it at once (state ``queued``).
 
     ``kind`` text (``text``, optional ``at_wxids`` for group mentions), image (``url``), file
     (``url`` + ``file_name``) or link (``url`` + ``title``/``description``/``thumb_url``).
+    Image, file and video may carry a stored ``media_file`` (apps.media) instead of a URL: the
+    platform then gets a signed, expiring URL made at send time (``duration_s`` and
+    ``thumb_url`` for videos).
     ``client_msg_id`` is an idempotency key: sending again with the same key returns the first
     message. ``urgent`` sends ignore quiet hours; ``not_before`` schedules. Raises
     ``ApplicationError`` (400, with field errors) on invalid input, ``NotFoundError`` when the
@@ -87,13 +98,30 @@ def send(
     if account.org_id != org.pk:
         raise NotFoundError(_("WeChat account not found."))
     to_wxid = (to_wxid or "").strip()
-    errors = _validate(kind, text or "", url or "", file_name or "", title or "")
+    errors = _validate(
+        kind, text or "", url or "", file_name or "", title or "", media_file is not None
+    )
+    if media_file is not None and not errors:
+        from apps.media.services import media_kind_check
+
+        if media_file.org_id != org.pk:
+            errors["media"] = [_("Unknown file.")]
+        else:
+            try:
+                media_kind_check(media=media_file, kind=kind)
+            except ApplicationError as exc:
+                errors["media"] = [exc.message]
+        file_name = file_name or media_file.original_name
     if not to_wxid:
         errors["to"] = [_("Give the recipient's wxid.")]
     if errors:
         raise ApplicationError(_("The message is not valid."), fields=errors)
     if kind == Message.Kind.FILE and not file_name:
         file_name = url.rstrip("/").rsplit("/", 1)[-1]
+    if kind == Message.Kind.VIDEO:
+        payload_video = {"duration_s": max(0, int(duration_s or 0)), "thumb_url": thumb_url}
+    else:
+        payload_video = {}
     if account.status in (WeChatAccount.Status.BANNED,):
         raise ConflictError(_("This WeChat account is banned and cannot send."))
     if client_msg_id:
@@ -118,6 +146,7 @@ def send(
         )
     if at_wxids:
         payload["at"] = list(at_wxids)
+    payload.update(payload_video)
     now = timezone.now()
     message = Message(
         org=org,
@@ -131,6 +160,7 @@ def send(
         account=account,
         to_wxid=to_wxid,
         media_url=url or "",
+        media_file=media_file,
         payload=payload,
         is_urgent=urgent,
         not_before=not_before,
