@@ -27,6 +27,22 @@ const SENDER = {
   sop: () => _("SOP"),
   system: () => _("System"),
 };
+const INTENT = {
+  purchase: () => _("Wants to buy"),
+  price_inquiry: () => _("Asks about price"),
+  product_question: () => _("Product question"),
+  after_sales: () => _("After-sales"),
+  complaint: () => _("Complaint"),
+  greeting: () => _("Greeting"),
+  chitchat: () => _("Chit-chat"),
+  other: () => _("Other"),
+};
+const SENTIMENT = {
+  positive: () => _("Positive"),
+  neutral: () => _("Neutral"),
+  negative: () => _("Negative"),
+};
+const label = (map, value) => (value ? (map[value] || map.other || (() => value))() : "");
 const MESSAGE_STATUS = {
   queued: () => _("Queued"),
   sending: () => _("Sending…"),
@@ -377,6 +393,9 @@ function renderMessage(m) {
     el("div", { class: "ws-bubble-head" }, el("span", { class: "ws-sender", text: senderLabel(m) }), el("time", { text: timeLabel(m.created_at) })),
     body,
     statusLine(m),
+    m.direction === "inbound" && (m.intent || m.sentiment)
+      ? el("div", { class: "ws-analysis", text: [label(INTENT, m.intent), label(SENTIMENT, m.sentiment)].filter(Boolean).join(" · ") })
+      : null,
   );
 }
 
@@ -915,9 +934,9 @@ function renderCustomer(data) {
       el("dt", { text: _("AI cost of this conversation") }),
       el("dd", { text: `¥${Number(data.ai_cost || 0).toFixed(2)}` }),
       analysis ? el("dt", { text: _("Latest intent") }) : null,
-      analysis ? el("dd", { text: analysis.intent || "—" }) : null,
+      analysis ? el("dd", { text: label(INTENT, analysis.intent) || "—" }) : null,
       analysis ? el("dt", { text: _("Latest sentiment") }) : null,
-      analysis ? el("dd", { text: analysis.sentiment || "—" }) : null,
+      analysis ? el("dd", { text: label(SENTIMENT, analysis.sentiment) || "—" }) : null,
     ),
     section(_("Tags"), tagBox),
     section(
