@@ -2,11 +2,31 @@
 
 from django.contrib import admin, messages
 from django.db.models import Q
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin import ADMINS, EVERYONE, MANAGERS, OrgScopedAdmin, request_role
 from apps.monitoring.models import Notification, NotificationDelivery, NotificationWebhook
 from apps.orgs.models import Role
+
+NOTIFICATION_CATEGORIES = {
+    "account_status": _("WeChat account"),
+    "handoff": _("Handoff to a person"),
+    "budget": _("Budget"),
+    "alert": _("Alert"),
+    "manual": _("Message from the team"),
+}
+
+
+class NotificationCategoryFilter(admin.SimpleListFilter):
+    title = _("category")
+    parameter_name = "category"
+
+    def lookups(self, request, model_admin):
+        return list(NOTIFICATION_CATEGORIES.items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(category=self.value()) if self.value() else queryset
 
 
 @admin.register(Notification)
@@ -16,13 +36,28 @@ class NotificationAdmin(OrgScopedAdmin):
 
     view_roles = EVERYONE
     edit_roles = ()
-    list_display = ["title", "type", "category", "user", "read_at", "created_at"]
-    list_filter = ["type", "category", ("read_at", admin.EmptyFieldListFilter), "created_at"]
+    list_display = ["title_link", "type", "category_label", "user", "read_at", "created_at"]
+    list_filter = [
+        "type",
+        NotificationCategoryFilter,
+        ("read_at", admin.EmptyFieldListFilter),
+        "created_at",
+    ]
     search_fields = ["title", "message", "user__email"]
     raw_id_fields = ["user"]
     date_hierarchy = "created_at"
     actions = ["mark_read"]
     readonly_fields = ["org", "user", "type", "category", "title", "message", "action_url", "data"]
+
+    @admin.display(description=_("title"), ordering="title")
+    def title_link(self, obj):
+        if obj.action_url.startswith("/admin/"):
+            return format_html('{} <a href="{}">{}</a>', obj.title, obj.action_url, _("Open"))
+        return obj.title
+
+    @admin.display(description=_("category"), ordering="category")
+    def category_label(self, obj):
+        return NOTIFICATION_CATEGORIES.get(obj.category, obj.category or "—")
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

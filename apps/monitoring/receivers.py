@@ -8,6 +8,7 @@ import logging
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from apps.core import events
 from apps.monitoring.models import Notification
@@ -47,10 +48,49 @@ def _notify(**kwargs):
     return notify(**kwargs)
 
 
+def _admin_url(name: str, object_id) -> str:
+    """The console page of an object (notification links open it, never a 404)."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse(f"admin:{name}_change", args=[object_id])
+    except NoReverseMatch:
+        return ""
+
+
+def _status_label(status: str) -> str:
+    from apps.wechat_accounts.models import WeChatAccount
+
+    if status in WeChatAccount.Status.values:
+        return str(WeChatAccount.Status(status).label)
+    return status
+
+
+def account_status_title(name: str, status: str) -> str:
+    """One sentence a person reads: what happened to which account, and what to do."""
+    sentences = {
+        "risk_controlled": _("WeChat account “%(name)s” is risk-controlled: please act now"),
+        "banned": _("WeChat account “%(name)s” was banned"),
+        "offline": _("WeChat account “%(name)s” went offline"),
+        "logged_out": _("WeChat account “%(name)s” was logged out: log it in again"),
+        "online": _("WeChat account “%(name)s” is online again"),
+        "pending_login": _("WeChat account “%(name)s” is waiting for its login"),
+    }
+    sentence = sentences.get(status)
+    if sentence is None:
+        return _("WeChat account “%(name)s” is now %(status)s") % {
+            "name": name,
+            "status": _status_label(status),
+        }
+    return sentence % {"name": name}
+
+
 @_safe
 def on_account_status_changed(
     sender, *, org_id, account_id, from_status, to_status, reason="", **_kwargs
 ):
+    from apps.wechat_accounts.models import WeChatAccount
+
     org = _org(org_id)
     if org is None:
         return
@@ -63,35 +103,61 @@ def on_account_status_changed(
         kind = Notification.Type.SUCCESS
     else:
         kind = Notification.Type.INFO
+    account = WeChatAccount.objects.filter(org=org, id=account_id).first()
+    name = (account.name or account.nickname or account.wxid) if account else str(account_id)
+    message = _("Status: %(old)s → %(new)s.") % {
+        "old": _status_label(str(from_status)),
+        "new": _status_label(status),
+    }
+    if reason:
+        message += " " + _("Reason: %(reason)s") % {"reason": reason}
     _notify(
         org=org,
         roles=OWNERS_AND_MANAGERS,
         type=kind,
         category="account_status",
-        title=_("WeChat account status changed"),
-        message=_("Account %(id)s changed from %(old)s to %(new)s. %(reason)s")
-        % {"id": account_id, "old": from_status, "new": to_status, "reason": reason or ""},
-        action_url=f"/wechat-accounts/{account_id}",
+        title=account_status_title(name, status),
+        message=message,
+        action_url=_admin_url("wechat_accounts_wechataccount", account_id),
         data={"account_id": account_id, "from_status": from_status, "to_status": to_status},
     )
+
+
+HANDOFF_REASONS = {
+    "keyword": _lazy("the customer asked for a person"),
+    "sentiment": _lazy("the customer sounds unhappy"),
+    "ai_failed": _lazy("the AI could not answer"),
+    "budget": _lazy("the AI budget is used up"),
+    "phone_reply": _lazy("the salesperson answered from the phone"),
+    "no_ai_app": _lazy("no AI app is set up"),
+    "agent": _lazy("an agent took it over"),
+}
 
 
 @_safe
 def on_conversation_handed_off(
     sender, *, org_id, conversation_id, reason="", assignee_id=None, **_kwargs
 ):
+    from apps.conversations.models import Conversation
+
     org = _org(org_id)
     if org is None:
         return
     target = {"users": [assignee_id]} if assignee_id else {"roles": OWNERS_AND_MANAGERS}
+    conversation = (
+        Conversation.objects.select_related("contact").filter(org=org, id=conversation_id).first()
+    )
+    customer = str(conversation.contact) if conversation and conversation.contact_id else ""
     _notify(
         org=org,
         type=Notification.Type.WARNING,
         category="handoff",
-        title=_("A conversation needs a person"),
-        message=_("Conversation %(id)s was handed over to a person: %(reason)s")
-        % {"id": conversation_id, "reason": reason or _("no reason given")},
-        action_url=f"/conversations/{conversation_id}",
+        title=_("Customer “%(name)s” is waiting for a person") % {"name": customer}
+        if customer
+        else _("A conversation needs a person"),
+        message=_("Handed over because %(reason)s.")
+        % {"reason": HANDOFF_REASONS.get(reason) or reason or _("no reason was given")},
+        action_url=_admin_url("conversations_conversation", conversation_id),
         data={"conversation_id": conversation_id, "reason": reason},
         **target,
     )
@@ -101,6 +167,9 @@ def on_conversation_handed_off(
 def on_budget_threshold_crossed(
     sender, *, org_id, budget_id, threshold, period, used=None, limit=None, **_kwargs
 ):
+    from apps.billing.models import Budget
+    from apps.core.money import format_money
+
     org = _org(org_id)
     if org is None:
         return
@@ -111,15 +180,22 @@ def on_budget_threshold_crossed(
         kind = Notification.Type.ERROR
     else:
         kind = Notification.Type.WARNING
+    budget = Budget.objects.filter(org=org, id=budget_id).first()
+    currency = budget.currency if budget else "CNY"
     _notify(
         org=org,
         roles=OWNERS_AND_ADMINS,
         type=kind,
         category="budget",
-        title=_("Budget %(threshold)s%% used") % {"threshold": threshold},
+        title=_("Budget “%(name)s” is %(threshold)s%% used")
+        % {"name": str(budget) if budget else budget_id, "threshold": threshold},
         message=_("%(used)s of %(limit)s used in %(period)s.")
-        % {"used": used, "limit": limit, "period": period},
-        action_url=f"/billing/budgets/{budget_id}",
+        % {
+            "used": format_money(used, currency) if used is not None else "—",
+            "limit": format_money(limit, currency) if limit is not None else "—",
+            "period": period,
+        },
+        action_url=_admin_url("billing_budget", budget_id),
         data={
             "budget_id": budget_id,
             "threshold": threshold,
@@ -156,7 +232,7 @@ def on_alert_raised(
         category="alert",
         title=title or _("Alert raised"),
         message=message,
-        action_url=f"/monitoring/alerts/{alert_id}",
+        action_url=_admin_url("monitoring_alert", alert_id),
         data={"alert_id": alert_id, "severity": severity},
     )
 

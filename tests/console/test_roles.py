@@ -27,11 +27,18 @@ ROLES = [Role.OWNER, Role.ADMIN, Role.MANAGER, Role.AGENT, Role.VIEWER]
 
 # The sidebar of each role: group -> items (English source strings; tests run in English).
 ORG_MENU = {
-    "Workbench": ["Home", "Conversations", "Messages", "Notifications"],
+    "Workbench": ["Home", "Conversations", "Messages", "Media files", "Notifications"],
     "Customers": ["Contacts", "Tags", "Conversation labels", "Canned replies", "Friend requests"],
     "SOP campaigns": ["SOP plans", "SOP runs", "SOP deliveries", "Moments"],
     "WeChat accounts": ["WeChat accounts", "Status history"],
-    "AI and integrations": ["AI apps", "Platform connections", "AI turns", "Integration calls"],
+    "AI and integrations": [
+        "AI apps",
+        "Platform connections",
+        "AI turns",
+        "AI drafts",
+        "AI sessions",
+        "Integration calls",
+    ],
     "Costs": ["Usage", "Budgets", "Cost ledger", "Budget alerts", "Model prices"],
     "Monitoring and alerts": [
         "Monitoring dashboard",
@@ -52,6 +59,8 @@ PLATFORM_ITEMS = [
     "Periodic tasks",
     "Crontabs",
     "Intervals",
+    "Clocked schedules",
+    "Solar schedules",
     "Issued tokens",
     "Blacklisted tokens",
 ]
@@ -354,3 +363,14 @@ def test_console_search_is_scoped_to_the_active_organisation(client, org, popula
         client.get(url, {"app_label": "integrations", "model_name": "webhookevent"}).status_code
         == 404
     )
+
+
+def test_every_admin_page_is_in_the_navigation():
+    """A page registered in the admin but missing from the sidebar is unreachable."""
+    from django.contrib import admin
+
+    from apps.core.navigation import NAVIGATION
+
+    listed = {item.model.lower() for group in NAVIGATION for item in group.items if item.model}
+    registered = {model._meta.label_lower for model in admin.site._registry}
+    assert registered - listed == set()
