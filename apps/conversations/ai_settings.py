@@ -1,7 +1,8 @@
 """The AI settings of an organisation the AI turn reads (issue 17), typed, with defaults.
 
-Stored in ``Organization.settings``; a missing or invalid value reads as the default, so a
-hand-edited JSON never breaks a turn:
+Declared in ``apps.orgs.org_settings`` (the console's settings form) and read through its
+``org_setting``: a missing or invalid value reads as the default, so a hand-edited JSON never
+breaks a turn:
 
 - ``ai_analysis_mode``: ``off`` / ``intent`` / ``intent_sentiment`` (older values: the boolean
   ``ai_analysis`` and ``record``/``handoff`` read as ``intent_sentiment``);
@@ -19,9 +20,7 @@ hand-edited JSON never breaks a turn:
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
+from apps.orgs.org_settings import org_setting
 
 ANALYSIS_OFF = "off"
 ANALYSIS_INTENT = "intent"
@@ -29,62 +28,36 @@ ANALYSIS_INTENT_SENTIMENT = "intent_sentiment"
 ANALYSIS_MODES = (ANALYSIS_OFF, ANALYSIS_INTENT, ANALYSIS_INTENT_SENTIMENT)
 
 
-def _raw(org) -> dict[str, Any]:
-    value = getattr(org, "settings", None)
-    return value if isinstance(value, dict) else {}
-
-
-def _int(org, key: str, default: int, low: int, high: int) -> int:
-    value = _raw(org).get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        return default
-    return value
+def _setting(org, key: str):
+    return org_setting(org, key)
 
 
 def analysis_mode(org) -> str:
-    data = _raw(org)
-    value = data.get("ai_analysis_mode")
-    if value in ANALYSIS_MODES:
-        return value
-    if value in ("record", "handoff"):
-        return ANALYSIS_INTENT_SENTIMENT
-    legacy = data.get("ai_analysis")
-    if isinstance(legacy, bool):
-        return ANALYSIS_INTENT_SENTIMENT if legacy else ANALYSIS_OFF
-    return ANALYSIS_INTENT_SENTIMENT if settings.CONVERSATION_AI_ANALYSIS_ENABLED else ANALYSIS_OFF
+    value = _setting(org, "ai_analysis_mode")
+    return value if value in ANALYSIS_MODES else ANALYSIS_OFF
 
 
 def negative_handoff_threshold(org) -> float | None:
     """The score (-1..0) at or below which a chat is handed off, or None (never)."""
-    default = round(-settings.CONVERSATION_HANDOFF_SENTIMENT_SCORE * 100)
-    if _raw(org).get("ai_analysis_mode") == "record":
-        return None  # the older "record only" choice
-    percent = _int(org, "ai_negative_handoff_threshold", default, 0, 100)
-    return None if percent == 0 else -percent / 100
+    percent = _setting(org, "ai_negative_handoff_threshold")
+    return None if not percent else -percent / 100
 
 
 def draft_expiry_minutes(org) -> int:
-    return _int(
-        org, "ai_draft_expiry_minutes", settings.CONVERSATION_DRAFT_EXPIRY_MINUTES, 1, 7 * 24 * 60
-    )
+    return _setting(org, "ai_draft_expiry_minutes")
 
 
 def auto_resolve_idle_days(org) -> int:
-    return _int(
-        org, "ai_auto_resolve_idle_days", settings.CONVERSATION_AUTO_RESOLVE_IDLE_DAYS, 0, 365
-    )
+    return _setting(org, "ai_auto_resolve_idle_days")
 
 
 def session_idle_seconds(org) -> int:
-    default = settings.CONVERSATION_AI_SESSION_IDLE_SECONDS // 60
-    return _int(org, "ai_session_idle_minutes", default, 1, 7 * 24 * 60) * 60
+    return _setting(org, "ai_session_idle_minutes") * 60
 
 
 def session_expire_seconds(org) -> int:
-    default = settings.CONVERSATION_AI_SESSION_EXPIRE_SECONDS // 60
-    return _int(org, "ai_session_expire_minutes", default, 1, 30 * 24 * 60) * 60
+    return _setting(org, "ai_session_expire_minutes") * 60
 
 
 def group_session_idle_seconds(org) -> int:
-    default = settings.CONVERSATION_GROUP_SESSION_IDLE_SECONDS // 60
-    return _int(org, "ai_group_session_idle_minutes", default, 1, 7 * 24 * 60) * 60
+    return _setting(org, "ai_group_session_idle_minutes") * 60

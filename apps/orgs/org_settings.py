@@ -255,6 +255,79 @@ DECLARATIONS = [
             ("intent_sentiment", _("Intent and sentiment")),
         ),
     ),
+    # ai (issue 17): read through apps.conversations.ai_settings.
+    OrgSetting(
+        key="ai_negative_handoff_threshold",
+        kind=Kind.INT,
+        default=lambda: round(-settings.CONVERSATION_HANDOFF_SENTIMENT_SCORE * 100),
+        label=_("Negative sentiment that hands off (%)"),
+        help_text=_(
+            "With intent and sentiment analysis, a customer whose sentiment score is at or "
+            "below minus this percentage goes to a person (70: -0.70). 0: never."
+        ),
+        section=Section.AI,
+        min_value=0,
+        max_value=100,
+    ),
+    OrgSetting(
+        key="ai_draft_expiry_minutes",
+        kind=Kind.INT,
+        default=lambda: settings.CONVERSATION_DRAFT_EXPIRY_MINUTES,
+        label=_("AI drafts expire after (minutes)"),
+        help_text=_("In draft (copilot) mode, a draft nobody sent is withdrawn after this long."),
+        section=Section.AI,
+        min_value=1,
+        max_value=7 * 24 * 60,
+    ),
+    OrgSetting(
+        key="ai_auto_resolve_idle_days",
+        kind=Kind.INT,
+        default=lambda: settings.CONVERSATION_AUTO_RESOLVE_IDLE_DAYS,
+        label=_("Resolve idle conversations after (days)"),
+        help_text=_(
+            "Open conversations without any message for this many days are resolved, with a "
+            "note in the thread. 0: never."
+        ),
+        section=Section.AI,
+        min_value=0,
+        max_value=365,
+    ),
+    OrgSetting(
+        key="ai_session_idle_minutes",
+        kind=Kind.INT,
+        default=lambda: settings.CONVERSATION_AI_SESSION_IDLE_SECONDS // 60,
+        label=_("AI session idle after (minutes)"),
+        help_text=_("The AI provider's session of a chat counts as idle after this long."),
+        section=Section.AI,
+        min_value=1,
+        max_value=7 * 24 * 60,
+    ),
+    OrgSetting(
+        key="ai_session_expire_minutes",
+        kind=Kind.INT,
+        default=lambda: settings.CONVERSATION_AI_SESSION_EXPIRE_SECONDS // 60,
+        label=_("New AI session after (minutes)"),
+        help_text=_(
+            "After this long without AI activity a private chat starts a new session at the "
+            "AI provider (FastGPT, Dify): the AI forgets the old context."
+        ),
+        section=Section.AI,
+        min_value=1,
+        max_value=30 * 24 * 60,
+    ),
+    OrgSetting(
+        key="ai_group_session_idle_minutes",
+        kind=Kind.INT,
+        default=lambda: settings.CONVERSATION_GROUP_SESSION_IDLE_SECONDS // 60,
+        label=_("New AI session per group member after (minutes)"),
+        help_text=_(
+            "In groups the AI keeps one session per member; it starts a new one after this "
+            "long without activity (default one hour)."
+        ),
+        section=Section.AI,
+        min_value=1,
+        max_value=7 * 24 * 60,
+    ),
     # -- conversations ------------------------------------------------------------------------
     OrgSetting(
         key="conversation_visibility",
