@@ -24,6 +24,7 @@ from apps.core.exceptions import ApplicationError
 from apps.core.money import format_money
 from apps.orgs.models import Role, role_at_least
 from apps.reports import exports, selectors
+from apps.reports.formatting import duration
 from apps.reports.models import DailyStat
 from apps.reports.services import local_day
 
@@ -36,20 +37,6 @@ COLORS = {
     "handoffs": "#ef4444",
     "resolved": "#8b5cf6",
 }
-
-
-def duration(seconds: float | None) -> str:
-    """Seconds as people read them: 45 秒, 3 分 20 秒, 2 小时 5 分."""
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return _("%(s)d s") % {"s": seconds}
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return _("%(m)d min %(s)d s") % {"m": minutes, "s": secs}
-    hours, minutes = divmod(minutes, 60)
-    return _("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
 
 
 def _int(value: str | None) -> int | None:
@@ -110,12 +97,12 @@ def handoff_labels() -> dict[str, str]:
 
 def page_context(f: selectors.ReportFilter, *, own_only: bool) -> dict:
     """Everything the page shows (also the dashboard block's source)."""
-    overview = selectors.overview_report(f)
-    conversations = selectors.conversations_report(f)
-    agents = selectors.agents_report(f)
-    accounts = selectors.accounts_report(f)
-    sop = selectors.sop_report(f)
-    cost = selectors.cost_report(f)
+    overview = selectors.report("overview", f)
+    conversations = selectors.report("conversations", f)
+    agents = selectors.report("agents", f)
+    accounts = selectors.report("accounts", f)
+    sop = selectors.report("sop", f)
+    cost = selectors.report("cost", f)
     s = overview["summary"]
     cards = [
         (_("Customer messages"), s["inbound_messages"]),
@@ -290,7 +277,7 @@ class ReportsAdmin(OrgScopedAdmin):
         if name not in selectors.REPORTS:
             raise Http404
         f, _own_only, _params = self._filter(request)
-        data = selectors.REPORTS[name](f)
+        data = selectors.report(name, f)
         response = HttpResponse(
             exports.report_csv(name, data), content_type="text/csv; charset=utf-8"
         )

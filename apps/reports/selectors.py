@@ -115,14 +115,16 @@ COUNTS = {
 }
 
 
-def cycle_summary(qs: QuerySet, group_by: str | None = None) -> dict:
-    """Counts (``COUNTS``) and p50/p90 of every clock of the cycles in ``qs``, overall or per
-    ``group_by`` value: one query (one sort per clock) on PostgreSQL."""
+def cycle_summary(qs: QuerySet, group_by: str | None = None, clocks=tuple(CLOCKS)) -> dict:
+    """Counts (``COUNTS``) and p50/p90 of the ``clocks`` of the cycles in ``qs``, overall or
+    per ``group_by`` value: one query (one sort per clock) on PostgreSQL."""
     if connection.vendor == "postgresql":
         aggregates = {
             f"n__{name}": Count("id", filter=q) if q else Count("id") for name, q in COUNTS.items()
         }
         for name, column in CLOCKS.items():
+            if name not in clocks:
+                continue
             aggregates[f"{name}__count"] = Count(column)
             aggregates[f"{name}__ps"] = PercentileConts(column)
         with transaction.atomic(), connection.cursor() as cursor:
@@ -250,7 +252,9 @@ def _cost_block(totals: dict, conversations: int) -> dict:
 
 def overview_report(f: ReportFilter) -> dict:
     totals, series = _days(f)
-    clocks = cycle_summary(cycles(f))
+    clocks = cycle_summary(
+        cycles(f), clocks=("first_ai_response", "first_human_response", "handoff_wait")
+    )
     return {
         "summary": {
             "inbound_messages": totals["inbound_messages"],
@@ -351,7 +355,12 @@ def agents_report(f: ReportFilter) -> dict:
             drafts_discarded=Sum("drafts_discarded"),
         )
     }
-    clocks = cycle_summary(cycles(f), group_by="agent_id")
+    # Only cycles a person answered carry an agent's clocks (and count as handled by them).
+    clocks = cycle_summary(
+        cycles(f).filter(first_human_seconds__isnull=False),
+        group_by="agent_id",
+        clocks=("first_human_response", "handoff_wait"),
+    )
     handled = {agent_id: c["handled"] for agent_id, c in clocks.items() if c["handled"]}
     open_now = Conversation.objects.filter(
         org=f.org,
@@ -580,6 +589,51 @@ def cost_report(f: ReportFilter) -> dict:
     }
 
 
+def report(name: str, f: ReportFilter) -> dict:
+    """``REPORTS[name](f)``, cached in Redis until the organisation's figures next change (the
+    refresh bumps a version; ``REPORTS_CACHE_SECONDS`` 0 turns the cache off)."""
+    import hashlib
+    import logging
+    import pickle
+
+    from django.conf import settings
+
+    from apps.core.redis import get_redis, redis_key
+
+    ttl = settings.REPORTS_CACHE_SECONDS
+    if not ttl:
+        return REPORTS[name](f)
+    signature = repr(
+        (
+            name,
+            f.start,
+            f.end,
+            f.account_id,
+            f.agent_id,
+            f.ai_app_id,
+            f.label_id,
+            sorted(f.extra.items()),
+        )
+    )
+    digest = hashlib.sha256(signature.encode()).hexdigest()[:32]
+    try:
+        client = get_redis()
+        version = int(client.get(redis_key("reports", "version", f.org.pk)) or 0)
+        key = redis_key("reports", "cache", f.org.pk, version, digest)
+        cached = client.get(key)
+        if cached is not None:
+            return pickle.loads(cached)  # noqa: S301 - our own rows, in our own Redis
+    except Exception:  # noqa: BLE001 - a cache failure must never fail a report
+        logging.getLogger(__name__).warning("reports: cache unavailable", exc_info=True)
+        return REPORTS[name](f)
+    data = REPORTS[name](f)
+    try:
+        client.set(key, pickle.dumps(data), ex=ttl)
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).warning("reports: cache unavailable", exc_info=True)
+    return data
+
+
 REPORTS = {
     "overview": overview_report,
     "conversations": conversations_report,
@@ -670,4 +724,40 @@ def filter_options(f: ReportFilter, *, own_only: bool) -> dict:
         "agents": sorted(agent_names.items(), key=lambda kv: kv[1]),
         "ai_apps": list(AIApp.objects.filter(org=f.org).order_by("name").values_list("id", "name")),
         "labels": list(Label.objects.filter(org=f.org).order_by("name").values_list("id", "name")),
+    }
+
+
+def dashboard_block(*, org: Organization, user_id: int, role: str, days: int = 7) -> dict | None:
+    """The home dashboard's reports card: the last ``days`` days (agents: their own figures;
+    viewers: nothing)."""
+    from django.urls import reverse
+
+    from apps.orgs.models import Role, role_at_least
+    from apps.reports.formatting import duration
+
+    if not role_at_least(role, Role.AGENT):
+        return None
+    f = report_filter_build(org=org, role=role, user_id=user_id)
+    f = ReportFilter(
+        org=f.org,
+        start=f.end - dt.timedelta(days=days - 1),
+        end=f.end,
+        agent_id=f.agent_id,
+        extra=f.extra,
+    )
+    data = report("overview", f)["summary"]
+    started = data["conversations_started"]
+    return {
+        "days": days,
+        "inbound_messages": data["inbound_messages"],
+        "conversations_started": started,
+        "fully_automated_percent": round(100 * data["fully_automated"] / started)
+        if started
+        else None,
+        "handoffs": data["handoffs"],
+        "handoff_wait_p50": data["handoff_wait_p50"],
+        "handoff_wait_text": duration(data["handoff_wait_p50"]),
+        "total_cost": data["total_cost"],
+        "own_only": not role_at_least(role, Role.MANAGER),
+        "link": reverse("admin:reports_dailystat_changelist") + f"?span={days}",
     }

@@ -144,6 +144,14 @@ def dirty_mark(
     pipe.execute()
 
 
+def cache_invalidate(*, org_id: int) -> None:
+    """Cached reports of the organisation are stale from now on (``selectors.report``)."""
+    try:
+        get_redis().incr(redis_key("reports", "version", org_id))
+    except Exception:  # noqa: BLE001 - the cache expires by itself
+        logger.warning("reports: could not invalidate the cache of org %s", org_id)
+
+
 def dirty_orgs_take() -> list[int]:
     client = get_redis()
     key = redis_key(*DIRTY_ORGS)
@@ -190,6 +198,7 @@ def dirty_refresh(*, org_id: int) -> dict:
                 at=[dt.datetime.fromtimestamp(h * HOUR, tz=dt.UTC) for h in hours],
             )
             raise
+        cache_invalidate(org_id=org_id)
         return {"conversations": len(conversation_ids | redim), "days": len(days)}
     finally:
         lock.release()
@@ -229,6 +238,7 @@ def range_rebuild(*, org: Organization, start: dt.date, end: dt.date) -> dict:
     rows = 0
     for day in days:
         rows += day_refresh(org=org, day=day)
+    cache_invalidate(org_id=org.pk)
     return {"conversations": len(ordered), "days": len(days), "rows": rows}
 
 
@@ -253,4 +263,5 @@ def sop_recent_refresh(*, since: dt.datetime) -> int:
         for day in sorted(days):
             sop_day_refresh(org=org, day=day)
             count += 1
+        cache_invalidate(org_id=org.pk)
     return count

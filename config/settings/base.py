@@ -756,6 +756,8 @@ REPORTS_SOP_LOOKBACK_SECONDS = env.int("REPORTS_SOP_LOOKBACK_SECONDS", default=6
 REPORTS_REBUILD_RECENT_DAYS = env.int("REPORTS_REBUILD_RECENT_DAYS", default=3)
 # The longest range one report request may cover (days).
 REPORTS_MAX_RANGE_DAYS = env.int("REPORTS_MAX_RANGE_DAYS", default=366)
+# Computed reports are cached until the figures next change, at most this long (0: no cache).
+REPORTS_CACHE_SECONDS = env.int("REPORTS_CACHE_SECONDS", default=3600)
 
 # --- Logging ------------------------------------------------------------------------------------
 # LOG_FORMAT: "text" (readable, the local default) or "json" (one object per line, the production

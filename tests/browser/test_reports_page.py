@@ -83,9 +83,14 @@ def test_reports_page_renders_charts_and_tables_in_chinese(
         text = page.inner_text("#reports-page")
         charts = page.locator("canvas.chart").count()
         errors = list(page.errors)
+        page.goto(f"{live_server.url}/admin/")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(SHOTS / f"dashboard-{who}.png"), full_page=True)
+        has_card = page.locator("[data-card=reports]").count()
     assert errors == []
     assert charts == 3
     assert drawn == [True, True, True]
+    assert has_card == 1
     assert "Agent One" in text
     assert "客户消息" in text or "Customer messages" in text
     if who == "agent1":

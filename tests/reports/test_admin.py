@@ -65,3 +65,31 @@ def test_other_organisations_figures_and_ids_stay_out(
         assert response.status_code == 404
         response = _client(built.manager).get(f"{URL}export/overview/", {**RANGE, param: value})
         assert response.status_code == 404
+
+
+def test_home_dashboard_has_the_reports_card(org, built):
+    import time_machine
+
+    with time_machine.travel(history.at(23), tick=False):
+        html = _client(built.manager).get("/admin/").content.decode()
+        agent_html = _client(built.agent1).get("/admin/").content.decode()
+    assert 'data-card="reports"' in html
+    assert "/admin/reports/dailystat/?span=7" in html
+    assert 'data-card="reports"' in agent_html  # their own figures
+
+
+def test_dashboard_block_figures(org, built):
+    import time_machine
+
+    from apps.reports import selectors
+
+    with time_machine.travel(history.at(23), tick=False):
+        block = selectors.dashboard_block(org=org, user_id=built.manager.pk, role="manager")
+        mine = selectors.dashboard_block(org=org, user_id=built.agent1.pk, role="agent")
+        viewer = selectors.dashboard_block(org=org, user_id=built.agent1.pk, role="viewer")
+    assert block["conversations_started"] == 8
+    assert block["fully_automated_percent"] == 12  # 1 of 8
+    assert block["handoffs"] == 7
+    assert block["handoff_wait_p50"] == 450.0
+    assert mine["own_only"] and mine["conversations_started"] == 4  # C2, C4, C5, C7
+    assert viewer is None

@@ -198,3 +198,18 @@ def test_reassigning_a_conversation_moves_its_figures(
     agent2 = selectors.overview_report(_filter(org, agent_id=built.agent2.pk))["summary"]
     assert agent2["inbound_messages"] == 2 + 1  # C3, C8 and now C4
     assert agent2["still_waiting"] == 1
+
+
+def test_cached_reports_last_until_the_next_refresh(org, built, settings, refresh):
+    settings.REPORTS_CACHE_SECONDS = 60
+    from apps.reports import services
+
+    f = _filter(org)
+    assert selectors.report("overview", f)["summary"]["inbound_messages"] == 9
+    DailyStat.objects.filter(org=org).update(inbound_messages=0)
+    assert selectors.report("overview", f)["summary"]["inbound_messages"] == 9  # cached
+    services.cache_invalidate(org_id=org.pk)
+    assert selectors.report("overview", f)["summary"]["inbound_messages"] == 0
+    services.dirty_mark(org_id=org.pk, at=[history.at(12)])
+    refresh()  # recomputes the day from the raw rows and invalidates the cache
+    assert selectors.report("overview", f)["summary"]["inbound_messages"] == 9

@@ -32,7 +32,7 @@ class _ReportView(OrgScopedAPIView):
             ai_app=v.get("ai_app"),
             label=v.get("label"),
         )
-        data = selectors.REPORTS[self.report](f)
+        data = selectors.report(self.report, f)
         data["range"] = {
             "start": f.start,
             "end": f.end,
