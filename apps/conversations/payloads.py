@@ -21,6 +21,8 @@ def conversation_payload(conversation: Conversation) -> dict[str, Any]:
         "handed_off_at": conversation.handed_off_at,
         "ai_paused_until": conversation.ai_paused_until,
         "snooze_until": conversation.snooze_until,
+        # ai (issue 17): auto / draft / off override ("" = the account's mode).
+        "reply_mode": conversation.reply_mode,
         "updated_at": conversation.updated_at,
     }
 
@@ -39,7 +41,13 @@ def message_payload(message: Message) -> dict[str, Any]:
         # media (apps.conversations.media): the stored file and its fetch status, or None.
         "media": media_payload(message),
         "sender_name": message.sender_name,
+        "sender_wxid": message.sender_wxid,
         "sender_user_id": message.sender_user_id,
+        # ai (issue 17): the app that answered (replies); intent / sentiment (customer messages).
+        "ai_app_id": message.ai_app_id,
+        "intent": message.intent,
+        "sentiment": message.sentiment,
+        "sentiment_score": message.sentiment_score,
         "created_at": message.created_at,
         "updated_at": message.updated_at,
     }
