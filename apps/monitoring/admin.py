@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin import ADMINS, EVERYONE, MANAGERS, OrgScopedAdmin, request_role
+from apps.core.money import format_money
 from apps.monitoring.models import Notification, NotificationDelivery, NotificationWebhook
 from apps.orgs.models import Role
 
@@ -125,6 +126,13 @@ from apps.monitoring.models import (  # noqa: E402
 )
 from apps.orgs.models import Organization as _Organization  # noqa: E402
 
+SERVICE_STATUS_LABELS = {
+    "healthy": _lazy("Healthy"),
+    "degraded": _lazy("Degraded"),
+    "down": _lazy("Down"),
+    "unknown": _lazy("Not checked yet"),
+}
+
 
 def sparkline(values: list[float | None], *, width: int = 160, height: int = 32) -> dict:
     """Points of an inline-SVG polyline for ``values`` (gaps skipped), scaled to the box."""
@@ -229,7 +237,13 @@ class AlertAdmin(OrgScopedAdmin):
             trend = _metrics.service_trends(org=org, service=key, hours=24, points=48)
             by_at = [p["response_time"] for p in trend["series"]]
             services.append(
-                {"key": key, **entry, "spark": sparkline(by_at), "trend": trend["trends"]}
+                {
+                    "key": key,
+                    **entry,
+                    "status_label": SERVICE_STATUS_LABELS.get(entry.get("status"), "—"),
+                    "spark": sparkline(by_at),
+                    "trend": trend["trends"],
+                }
             )
         open_alerts = Alert.objects.filter(org=org, resolved_at__isnull=True).order_by(
             "-last_seen_at"
@@ -244,6 +258,18 @@ class AlertAdmin(OrgScopedAdmin):
             "services": services,
             "open_alerts": open_alerts,
             "cost_today": _alerting.cost_today(org=org),
+            "overview_cards": [
+                (_gettext("Services"), overview["total_services"]),
+                (_gettext("Healthy"), overview["healthy_services"]),
+                (_gettext("Degraded"), overview["degraded_services"]),
+                (_gettext("Down"), overview["down_services"]),
+                (_gettext("Open alerts"), overview["active_alerts"]),
+                (_gettext("Cost today"), format_money(_alerting.cost_today(org=org), "CNY", 4)),
+                (
+                    _gettext("Checks"),
+                    _gettext("on") if overview["monitoring_enabled"] else _gettext("off"),
+                ),
+            ],
             "alerts_url": _reverse("admin:monitoring_alert_changelist"),
             "since": _timezone.now() - _timedelta(hours=24),
         }

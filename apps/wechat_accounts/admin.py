@@ -18,7 +18,7 @@ from apps.core.admin import EVERYONE, MANAGERS, OrgScopedAdmin, request_role
 from apps.core.exceptions import ApplicationError
 from apps.orgs.models import Role
 from apps.orgs.org_settings import StringListField
-from apps.wechat_accounts import outbound, services
+from apps.wechat_accounts import send_policy, services
 from apps.wechat_accounts.models import (
     AccountAIApp,
     AccountStatusEvent,
@@ -69,6 +69,15 @@ class AccountAIAppInline(TabularInline):
         "AI apps in failover order (empty: the organisation's default app, then its failover "
         "list)"
     )
+
+
+LOGIN_STATE_LABELS = {
+    "waiting": _("waiting for the scan"),
+    "scanned": _("scanned: confirm on the phone"),
+    "confirmed": _("confirmed"),
+    "logged_in": _("logged in"),
+    "expired": _("the code expired"),
+}
 
 
 def _run(modeladmin, request, queryset, fn, done_message) -> None:
@@ -146,7 +155,7 @@ class WeChatAccountAdmin(OrgScopedAdmin):
 
     @admin.display(description=_("sent today / limit"))
     def sends_today(self, obj):
-        return f"{outbound.sends_today(obj)} / {obj.send_limit_per_day}"
+        return f"{send_policy.sends_in_day_window(obj)} / {obj.send_limit_per_day}"
 
     @admin.display(description=_("contact sync"))
     def sync_progress(self, obj):
@@ -187,6 +196,8 @@ class WeChatAccountAdmin(OrgScopedAdmin):
                 except ApplicationError as exc:
                     error = exc.message
         status = services.account_login_status(org=account.org, account_id=account.pk)
+        status["status_label"] = WeChatAccount.Status(status["status"]).label
+        status["login_state_label"] = LOGIN_STATE_LABELS.get(status.get("login_state") or "", "")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
