@@ -188,3 +188,15 @@ def test_emit_posts_to_the_callback_when_the_body_is_right(sim):
     response = _post(sim, "emit", {"kind": "text", "from_wxid": "wxid_a", "text": "你好"})
     assert response.status_code == 200
     assert len(sim.deliveries) == 1 and sim.deliveries[0]["url"] == sim.callback_url
+
+
+@pytest.mark.parametrize("name", ["openai", "fastgpt", "dify", "dashscope"])
+def test_ai_simulators_reject_bad_faults_and_canned_answers(name):
+    from apps.integrations.simulators.runner import start_simulators
+
+    with start_simulators("127.0.0.1", only=[name]) as handle:
+        server = handle[name]
+        assert "'kind' is required" in _error(_post(server, "faults", {"delay": 1}))
+        assert "send an object" in _error(_post(server, "canned", ["价格"]))
+        assert _post(server, "canned", {"价格": "9800 元"}).status_code == 200
+        assert "unknown control action" in _error(_post(server, "explode", {}), 404)

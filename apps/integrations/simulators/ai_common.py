@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import Reply, SimRequest, SimulatorServer
+from .core import ControlError, Reply, SimRequest, SimulatorServer
 
 
 def count_tokens(text: str) -> int:
@@ -48,7 +48,9 @@ class AISimulator(SimulatorServer):
 
     def control(self, action: str, request: SimRequest) -> Reply | None:
         """``POST /__sim__/canned`` {"substring": "reply", ...} adds canned answers."""
-        if action == "canned" and isinstance(request.json, dict):
+        if action == "canned":
+            if not isinstance(request.json, dict) or not request.json:
+                raise ControlError('send an object of {"substring in the question": "answer", ...}')
             with self._lock:
                 self.canned.update({str(k): str(v) for k, v in request.json.items()})
             return Reply(200, self.canned)
