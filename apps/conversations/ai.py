@@ -99,7 +99,8 @@ def pending_messages(conversation: Conversation):
 
 def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
     """Run the conversation's AI turn if one is due (see the module docstring). Returns an
-    outcome: answered, handed_off, duplicate, nothing, human, merging, busy, missing, taken_over.
+    outcome: answered, drafted, off, handed_off, duplicate, nothing, human, merging, busy,
+    missing, taken_over.
     """
     lock = _lock_for(conversation_id)
     if not lock.acquire():
@@ -113,7 +114,7 @@ def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
         outcome = _run_locked(org_id, conversation_id, lock)
     finally:
         lock.release()
-    if outcome in ("answered", "duplicate", "taken_over"):
+    if outcome in ("answered", "drafted", "off", "duplicate", "taken_over"):
         conversation = Conversation.objects.filter(org_id=org_id, pk=conversation_id).first()
         if (
             conversation is not None

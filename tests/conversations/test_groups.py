@@ -130,3 +130,26 @@ def test_session_per_member_and_group_renewed_after_the_idle_hour(
         AISession.objects.get(ai_app=app, member_wxid=ALICE).provider_conversation_id
         == (chat_ids()[-1])
     )
+
+
+def test_draft_mode_in_a_group_drafts_one_answer_per_asker(
+    group_account, reply_app, gewe, settings, django_capture_on_commit_callbacks
+):
+    from apps.conversations.models import Draft
+
+    group_account.reply_mode = "draft"
+    group_account.save(update_fields=["reply_mode"])
+    settings.CONVERSATION_MERGE_WINDOW_SECONDS = 30
+    cap = django_capture_on_commit_callbacks
+    deliver(group_account.connection, group_say(gewe, group_account, ALICE, "多少钱"), cap)
+    deliver(group_account.connection, group_say(gewe, group_account, BOB, "有现货吗"), cap)
+    settings.CONVERSATION_MERGE_WINDOW_SECONDS = 0
+    conversation = Conversation.objects.get()
+    with cap(execute=True):
+        ai.ai_turn_run(org_id=conversation.org_id, conversation_id=conversation.pk)
+    assert gewe.sent == []
+    drafts = list(Draft.objects.order_by("id"))
+    assert [(d.mention_wxid, d.mention_name) for d in drafts] == [
+        (ALICE, "客户0000"),
+        (BOB, "客户0001"),
+    ]
