@@ -191,6 +191,11 @@ def test_console_page_roles_and_organisations(org, other_org):
     )
     assert posted.status_code == 200 and "别家客户" not in posted.content.decode()
     assert not Message.objects.exists()
+    # Right after sending, before the webhook is processed, the page refreshes itself.
+    waiting = client.get(
+        f"/admin/simulate-customer/?account={ours.pk}&chat=wxid_new&after=0&at={int(time.time())}"
+    ).content.decode()
+    assert 'http-equiv="refresh"' in waiting and 'id="simulate-status"' in waiting
 
 
 def test_a_real_platform_is_refused_clearly(loop, org, simulators_clean):
