@@ -213,3 +213,40 @@ def test_cached_reports_last_until_the_next_refresh(org, built, settings, refres
     services.dirty_mark(org_id=org.pk, at=[history.at(12)])
     refresh()  # recomputes the day from the raw rows and invalidates the cache
     assert selectors.report("overview", f)["summary"]["inbound_messages"] == 9
+
+
+def test_draft_outcomes(org, built, refresh, django_capture_on_commit_callbacks):
+    import time_machine
+
+    from apps.conversations.models import Draft
+
+    c = built.conversations
+    outcomes = [
+        (c[2], "sent", built.agent1),
+        (c[5], "edited", built.agent1),
+        (c[3], "discarded", built.agent2),
+        (c[8], "expired", None),
+        (c[4], "pending", None),
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        for conversation, status, user in outcomes:
+            with time_machine.travel(history.at(17), tick=False):
+                Draft.objects.create(
+                    org=org,
+                    conversation=conversation,
+                    text="draft",
+                    status=status,
+                    expires_at=history.at(19),
+                    decided_at=None if status == "pending" else history.at(17, 30),
+                    decided_by=user,
+                )
+    refresh()
+    summary = selectors.conversations_report(_filter(org))["summary"]
+    assert (summary["drafts_sent"], summary["drafts_edited"], summary["drafts_discarded"]) == (
+        1,
+        1,
+        1,
+    )
+    rows = {r["agent"]: r for r in selectors.agents_report(_filter(org))["rows"]}
+    assert (rows["Agent One"]["drafts_sent"], rows["Agent One"]["drafts_edited"]) == (1, 1)
+    assert rows["Agent Two"]["drafts_discarded"] == 1
