@@ -8,7 +8,8 @@ class ConversationsConfig(AppConfig):
     verbose_name = _("Conversations")
 
     def ready(self) -> None:
-        from apps.conversations import admin_ai, receivers
+        from apps.conversations import admin_ai, receivers, webhook_handlers
 
         receivers.connect()
+        webhook_handlers.register()
         admin_ai.register()  # drafts and AI sessions (issue 17)

@@ -49,8 +49,8 @@ def send_reply(
     """Queue ``text`` to the conversation's contact (call inside a transaction holding the
     conversation's row lock). ``message_fields`` go on the first message (AI usage)."""
     from apps.conversations.ai import split_reply
+    from apps.conversations.outbound import send
     from apps.conversations.services import push_new_message
-    from apps.wechat_accounts.services import send
 
     chunks = cap_chunks(
         split_reply(text, settings.CONVERSATION_REPLY_CHUNK_CHARS),

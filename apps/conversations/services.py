@@ -25,14 +25,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from apps.conversations import payloads
+from apps.conversations import outbound, payloads
 from apps.conversations.models import CannedReply, Conversation, Label, Message
 from apps.conversations.org_prefs import auto_return_minutes
 from apps.core import events, realtime
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.core.templating import render_template as core_render_template
 from apps.integrations import platform_data as pd
-from apps.orgs.models import Membership, Organization
+from apps.orgs.models import Organization
+from apps.orgs.selectors import membership_exists
+from apps.wechat_accounts import services as wechat
+from apps.wechat_accounts.models import Contact, ReplyPolicy
 
 if TYPE_CHECKING:
     from apps.integrations.webhooks import InboundMessage
@@ -117,8 +120,6 @@ def handoff_keywords(org: Organization) -> list[str]:
 
 
 def _policy_allows(policy: str, *, text: str, mentioned: bool, keywords: list[str]) -> bool:
-    from apps.wechat_accounts.models import ReplyPolicy
-
     if policy == ReplyPolicy.ALL:
         return True
     if policy == ReplyPolicy.MENTION:
@@ -203,9 +204,6 @@ def inbound_message_record(
     the salesperson typed on the phone is recorded as outbound ``phone`` and pauses the AI.
     """
     from apps.conversations import media as conversation_media
-    from apps.wechat_accounts import outbound
-    from apps.wechat_accounts import services as wechat
-    from apps.wechat_accounts.models import Contact
 
     if inbound.self_sent and _is_echo_of_our_send(account, inbound):
         return InboundResult("ignored", "echo of a message we sent")
@@ -472,7 +470,7 @@ def conversation_take_over(*, org: Organization, conversation_id: int, user) -> 
 def conversation_assign(*, org: Organization, conversation_id: int, assignee=None) -> Conversation:
     """Assign to a member of the organisation (``None`` unassigns)."""
     conversation = _locked(org, conversation_id)
-    if assignee is not None and not Membership.objects.filter(org=org, user=assignee).exists():
+    if assignee is not None and not membership_exists(org=org, user=assignee):
         raise ApplicationError(
             _("Assignee is not a member of this organization."),
             fields={"assignee": [_("Unknown user.")]},
@@ -645,8 +643,6 @@ def agent_reply(
 
     The message takes the conversation over (``_take_over_locked``): the AI does not answer
     the customer's next message on top of the person."""
-    from apps.wechat_accounts.services import send
-
     conversation = (
         Conversation.objects.select_related("account", "contact", "account__org")
         .filter(org=org, pk=conversation_id)
@@ -666,7 +662,7 @@ def agent_reply(
     if kind == Message.Kind.TEXT:
         text = render_template(text or "", conversation=conversation, user=user)
     with transaction.atomic():
-        message = send(
+        message = outbound.send(
             org=org,
             account=conversation.account,
             to_wxid=conversation.contact.wxid,

@@ -6,3 +6,8 @@ class WechatAccountsConfig(AppConfig):
     name = "apps.wechat_accounts"
     label = "wechat_accounts"
     verbose_name = _("WeChat accounts")
+
+    def ready(self) -> None:
+        from apps.wechat_accounts import webhook_handlers
+
+        webhook_handlers.register()

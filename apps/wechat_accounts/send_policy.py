@@ -81,3 +81,9 @@ def quiet_hours_end(account: WeChatAccount, now: datetime | None = None) -> date
         return None
     naive = datetime.combine(end_day, end)
     return naive.replace(tzinfo=account.org.tzinfo)
+
+
+def sends_in_day_window(account: WeChatAccount) -> int:
+    """Sends admitted in the account's day window (the rolling 24 hours its daily limit
+    counts), read from the limiter without taking an admission."""
+    return ratelimit.usage(send_limits(account)[1])

@@ -95,7 +95,9 @@ def collect():
                     if not inside:
                         edges_top[name].add(target)
                     elif app_of(target) != app_of(name) and app_of(target):
-                        function_level.append((name, child.lineno, target))
+                        entry = (name, child.lineno, app_of(target))
+                        if entry not in function_level:
+                            function_level.append(entry)
                 visit(child, inside, tc)
 
         visit(tree, False, False)
@@ -144,6 +146,23 @@ def app_edges(edges):
     return result
 
 
+# The layers of DESIGN.md, lowest first (pyproject.toml's contracts name the same order).
+LAYERS = [
+    {"core", "orgs", "accounts"},
+    {"media"},
+    {"integrations"},
+    {"billing"},
+    {"wechat_accounts"},
+    {"conversations"},
+    {"sop", "monitoring"},
+    {"reports", "console"},
+]
+
+
+def layer_of(app: str | None) -> int:
+    return next((i for i, apps in enumerate(LAYERS) if app in apps), len(LAYERS))
+
+
 def main(verbose: bool) -> None:
     modules, edges_top, edges_all, function_level, long_modules = collect()
     module_cycles_top = sccs(modules, edges_top)
@@ -164,10 +183,25 @@ def main(verbose: bool) -> None:
     for comp in module_cycles_all:
         shown = ", ".join(comp) if verbose or len(comp) < 8 else f"{len(comp)} modules"
         print("   modules:", shown)
-    print(f"cross-app function-level imports: {len(function_level)}")
-    if verbose:
-        for name, line, target in function_level:
-            print(f"   {name}:{line} -> {target}")
+    upward = [e for e in function_level if layer_of(e[2]) > layer_of(app_of(e[0]))]
+    print(
+        f"cross-app function-level imports (statement x target app): {len(function_level)}, "
+        f"of which {len(upward)} import a higher layer (dodges of a cycle)"
+    )
+    for name, line, target in function_level if verbose else upward:
+        print(f"   {name}:{line} -> apps.{target}")
+    violations = sorted(
+        {
+            (source, target)
+            for source, targets in edges_all.items()
+            for target in targets
+            if app_of(source) != app_of(target)
+            and layer_of(app_of(target)) > layer_of(app_of(source))
+        }
+    )
+    print(f"module imports of a higher layer (any level): {len(violations)}")
+    for source, target in violations:
+        print(f"   {source} -> {target}")
     print(f"modules over {LIMIT} lines: {len(long_modules)}")
     for lines, name in long_modules:
         print(f"   {lines} {name}")

@@ -53,7 +53,7 @@ from apps.conversations.outbound.recovery import (
     outbound_recover,
     sends_today,
 )
-from apps.conversations.outbound.send import (
+from apps.conversations.outbound.submit import (
     conversation_for,
     send,
 )

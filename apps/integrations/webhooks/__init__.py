@@ -6,10 +6,11 @@ connection + dedupe key, so a redelivery is a no-op) and enqueues ``webhook_even
 commit; the platform gets its 200 only after the row is stored. The task calls
 ``webhook_event_process``: in one transaction it locks the event, parses it (``parse_gewe`` /
 ``parse_ecloud``, pure functions over the platform's real payload shapes, see
-``specs/wechat-platforms.md``) and hands the result to the owning app's service (messages to
-``apps.conversations.services.inbound_message_record``; friend requests, contacts and offline
-notices to ``apps.wechat_accounts.services``). A crash rolls everything back and leaves the event
-``received`` for the retry; a processed event is never processed again.
+``specs/wechat-platforms.md``) and hands the result to the handler the owning app registered
+at startup (``apps.integrations.webhooks.routing``: messages to ``apps.conversations``; friend
+requests, contacts and offline notices to ``apps.wechat_accounts``), so this app imports
+neither. A crash rolls everything back and leaves the event ``received`` for the retry; a
+processed event is never processed again.
 """
 
 from apps.integrations.webhooks.ecloud import (

@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.integrations.models import WebhookEvent
 from apps.integrations.webhooks.events import WebhookRejected
 from apps.integrations.webhooks.receive import PARSERS, enqueue_process
+from apps.integrations.webhooks.routing import webhook_event_route
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +116,6 @@ def _count_failure(event_id: int, exc: Exception) -> None:
 
 
 def _apply(event: WebhookEvent) -> tuple[str, str]:
-    from apps.wechat_accounts import services as wechat
-
     parser = PARSERS[event.provider]
     try:
         parsed = parser(event.payload)
@@ -124,43 +123,7 @@ def _apply(event: WebhookEvent) -> tuple[str, str]:
         return WebhookEvent.Status.REJECTED, str(exc)
     if parsed.kind == "ignored":
         return WebhookEvent.Status.IGNORED, f"{parsed.event_type}: {parsed.reason}"
-    account = wechat.account_find(
-        connection=event.connection,
-        device_id=parsed.device_id or None,
-        wxid=parsed.account_wxid or None,
-    )
-    if account is None:
-        return WebhookEvent.Status.IGNORED, "no WeChat account for this device / wxid"
-    org = event.org
-    if parsed.kind == "offline":
-        from apps.core.exceptions import ConflictError
-
-        try:
-            wechat.account_status_change(
-                org=org,
-                account_id=account.pk,
-                to_status=account.Status.OFFLINE,
-                reason=(parsed.reason or "offline callback")[:300],
-            )
-        except ConflictError as exc:
-            return WebhookEvent.Status.IGNORED, str(exc)
-        return WebhookEvent.Status.PROCESSED, ""
-    if parsed.kind == "friend_request":
-        wechat.friend_request_record(org=org, account=account, **parsed.data)
-        return WebhookEvent.Status.PROCESSED, ""
-    if parsed.kind == "contact_update":
-        data = {k: v for k, v in parsed.data.items() if v is not None}
-        wechat.contact_upsert(org=org, account=account, **data)
-        return WebhookEvent.Status.PROCESSED, ""
-    if parsed.kind == "contact_delete":
-        wechat.contact_remove(org=org, account=account, wxid=parsed.data["wxid"])
-        return WebhookEvent.Status.PROCESSED, ""
-    from apps.conversations.services import inbound_message_record
-    from apps.integrations.webhooks.validate import fit_message
-
-    fit_message(parsed.message)
-    result = inbound_message_record(org=org, account=account, inbound=parsed.message)
-    return result.status, result.reason
+    return webhook_event_route(event, parsed)
 
 
 def webhook_events_requeue_stuck(*, now: datetime | None = None, limit: int = 1000) -> int:

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.conversations.models import Message
+from apps.conversations.outbound import send
 from apps.core.exceptions import ApplicationError
 from apps.core.templating import render_template
 from apps.sop.models import SopDelivery, SopEnrollment, SopPlan, SopRun, SopStep
@@ -123,8 +124,6 @@ def _ai_text(delivery: SopDelivery, variables: dict) -> str:
 
 
 def _send(delivery: SopDelivery, text: str) -> Message:
-    from apps.wechat_accounts.services import send
-
     step, plan = delivery.step, delivery.plan
     kind = Message.Kind.TEXT if step.kind == SopStep.Kind.AI else step.kind
     return send(

@@ -6,7 +6,6 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.accounts.models import User
-from apps.conversations.models import Message
 from apps.core.api.serializers import OrgScopedPrimaryKeyRelatedField
 from apps.integrations.models import AIApp, PlatformConnection
 from apps.media.models import MediaFile
@@ -120,50 +119,6 @@ class StatusEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AccountStatusEvent
         fields = ["id", "from_status", "to_status", "reason", "at"]
-
-
-class SendSerializer(serializers.Serializer):
-    to = serializers.CharField(max_length=128)
-    kind = serializers.ChoiceField(choices=["text", "image", "file", "link"], default="text")
-    text = serializers.CharField(required=False, allow_blank=True, default="")
-    url = serializers.URLField(required=False, allow_blank=True, default="", max_length=1000)
-    file = serializers.CharField(
-        required=False, allow_blank=True, default="", help_text=_("File name (kind file).")
-    )
-    title = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    thumb_url = serializers.URLField(required=False, allow_blank=True, default="")
-    urgent = serializers.BooleanField(required=False, default=False)
-    client_msg_id = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=128
-    )
-
-
-class OutboundMessageSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Message
-        fields = [
-            "id",
-            "conversation",
-            "account",
-            "to_wxid",
-            "kind",
-            "text",
-            "media_url",
-            "payload",
-            "status",
-            "attempts",
-            "error",
-            "platform_msg_id",
-            "client_msg_id",
-            "sender_kind",
-            "sender_user",
-            "is_urgent",
-            "not_before",
-            "sent_at",
-            "created_at",
-        ]
-        read_only_fields = fields
 
 
 class TagSerializer(serializers.ModelSerializer):

@@ -30,7 +30,7 @@ class WeChatAccountViewSet(OrgScopedViewSet):
     queryset = WeChatAccount.objects.select_related("connection", "owner")
     serializer_class = s.WeChatAccountSerializer
     write_role = Role.MANAGER
-    action_roles = {"messages": Role.AGENT, "destroy": Role.ADMIN}
+    action_roles = {"destroy": Role.ADMIN}
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
@@ -116,34 +116,6 @@ class WeChatAccountViewSet(OrgScopedViewSet):
         qs = selectors.account_status_events(org=request.org, account_id=self.get_object().pk)
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(s.StatusEventSerializer(page, many=True).data)
-
-    @extend_schema(request=s.SendSerializer, responses={202: s.OutboundMessageSerializer})
-    @action(detail=True, methods=["post"])
-    def messages(self, request, pk=None):
-        account = self.get_object()
-        data = s.SendSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        from apps.conversations.models import Message
-
-        message = services.send(
-            org=request.org,
-            account=account,
-            to_wxid=v["to"],
-            kind=v["kind"],
-            text=v["text"],
-            url=v["url"],
-            file_name=v["file"],
-            title=v["title"],
-            description=v["description"],
-            thumb_url=v["thumb_url"],
-            urgent=v["urgent"],
-            client_msg_id=v["client_msg_id"],
-            sender_kind=Message.SenderKind.AGENT,
-            sender_user=request.user,
-        )
-        message.refresh_from_db()
-        return Response(s.OutboundMessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
 
 
 CONTACT_FILTERS = [

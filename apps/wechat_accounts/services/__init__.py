@@ -122,15 +122,3 @@ __all__ = [
     "tags_export_csv",
     "tags_import_csv",
 ]
-
-_MOVED_TO_CONVERSATIONS = frozenset({"send", "outbound_recover", "outbound_kick_account"})
-
-
-def __getattr__(name: str):
-    """Transitional: the outbound pipeline moved to ``apps.conversations.outbound``. Callers
-    still importing ``send`` from here resolve lazily until they are updated."""
-    if name in _MOVED_TO_CONVERSATIONS:
-        from apps.conversations import outbound
-
-        return getattr(outbound, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
