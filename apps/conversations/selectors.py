@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.conversations.models import (
@@ -50,17 +49,16 @@ def conversation_visible(*, org: Organization, user, role: str | None, conversat
 
 
 def _message_search(org: Organization, q: str) -> QuerySet[Message]:
-    """Messages whose text matches ``q``: on PostgreSQL full-text (``simple`` configuration,
-    for words) or containment, which the pg_trgm GIN index serves (Chinese has no spaces, so
-    word search alone finds little); plain containment elsewhere."""
-    messages = Message.objects.filter(org=org)
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchVector
+    """Messages containing every whitespace-separated term of ``q`` (case-insensitive).
 
-        return messages.annotate(search=SearchVector("text", config="simple")).filter(
-            Q(search=SearchQuery(q, config="simple")) | Q(text__icontains=q)
-        )
-    return messages.filter(text__icontains=q)
+    Containment, not word search: Chinese has no spaces, so word-based full-text search finds
+    little; on PostgreSQL each term is served by the pg_trgm GIN index on the text (an on-the-fly
+    ``to_tsvector`` over every message took seconds with 1,000,000 messages, bench/workspace).
+    """
+    messages = Message.objects.filter(org=org)
+    for term in q.split():
+        messages = messages.filter(text__icontains=term)
+    return messages
 
 
 INBOX_VIEWS = ("mine", "unassigned", "waiting", "ai", "resolved", "all")
@@ -145,12 +143,16 @@ def conversation_inbox(
     if updated_since:
         qs = qs.filter(updated_at__gte=updated_since)
     if q:
-        matching = _message_search(org, q).filter(conversation_id=OuterRef("pk"))
+        # Uncorrelated: the matching messages are found once (index), not per conversation.
+        matching = _message_search(org, q).values("conversation_id")
         qs = qs.filter(
-            Exists(matching) | Q(contact__nickname__icontains=q) | Q(contact__remark__icontains=q)
+            Q(pk__in=matching) | Q(contact__nickname__icontains=q) | Q(contact__remark__icontains=q)
         )
+    # Newest message per row through the (org, conversation, created_at) index.
     last_text = (
-        Message.objects.filter(conversation_id=OuterRef("pk")).order_by("-id").values("text")[:1]
+        Message.objects.filter(org_id=OuterRef("org_id"), conversation_id=OuterRef("pk"))
+        .order_by("-created_at", "-id")
+        .values("text")[:1]
     )
     pending_drafts = Draft.objects.filter(
         conversation_id=OuterRef("pk"), status=Draft.Status.PENDING
