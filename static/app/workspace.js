@@ -458,10 +458,10 @@ function renderHeader() {
   actions.querySelector('[data-action="reopen"]').hidden = c.status !== "resolved";
   renderLabels(c);
   const banner = $("ws-handoff-banner");
-  if (c.mode === "human" && c.handoff_reason && c.handoff_reason !== "agent") {
-    const reason = (HANDOFF_REASONS[c.handoff_reason] || (() => _("Handed to a person")))();
-    const waiting = WAITING(c) ? ` · ${waitedLabel(c.handed_off_at)}` : "";
-    banner.textContent = `${_("Handed to a person")}: ${reason}${waiting}`;
+  if (c.mode === "human" && ((c.handoff_reason && c.handoff_reason !== "agent") || WAITING(c))) {
+    const reason = HANDOFF_REASONS[c.handoff_reason] && c.handoff_reason !== "agent" ? `: ${HANDOFF_REASONS[c.handoff_reason]()}` : "";
+    const waiting = WAITING(c) && c.handed_off_at ? ` · ${waitedLabel(c.handed_off_at)}` : "";
+    banner.textContent = `${_("Handed to a person")}${reason}${waiting}`;
     banner.hidden = false;
   } else {
     banner.hidden = true;
