@@ -19,7 +19,7 @@ not grow with the data. Then:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x REDIS_URL=redis://127.0.0.1:6379/9 \\
         .venv/bin/python bench/workspace/run.py [--conversations 10000 --messages 1000000
-        --repeat 30 --bubbles 100]
+        --repeat 30 --bubbles 100] [--reuse-data: measure again on the last run's data]
 
 Goals (issue 16): p95 server time <= 150 ms; webhook to bubble p95 <= 1 s.
 """
@@ -31,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,6 +140,17 @@ def build_org(name: str, conversations: int, messages: int):
     return org, manager, agent, created
 
 
+def existing_org(slug: str):
+    from apps.accounts.models import User
+    from apps.conversations.models import Conversation
+    from apps.orgs.models import Organization
+
+    org = Organization.objects.get(slug=slug)
+    manager = User.objects.get(email=f"manager@{slug}.example")
+    agent = User.objects.get(email=f"agent@{slug}.example")
+    return org, manager, agent, list(Conversation.objects.filter(org=org).order_by("id"))
+
+
 # -- server time ---------------------------------------------------------------------------
 
 
@@ -244,8 +256,9 @@ def webhook_to_bubble(env: dict, count: int) -> None:
     worker = common.start_worker(env, "bench-ws")
     base = f"http://127.0.0.1:{port}"
     try:
-        org = Organization.objects.create(name="Bubble", slug="bubble")
-        agent = UserFactory(email="agent@bubble.example", name="小李", default_org=org)
+        tag = uuid.uuid4().hex[:6]
+        org = Organization.objects.create(name="Bubble", slug=f"bubble-{tag}")
+        agent = UserFactory(email=f"agent-{tag}@bubble.example", name="小李", default_org=org)
         Membership.objects.create(org=org, user=agent, role=Role.AGENT)
         conn = PlatformConnection.objects.create(
             org=org,
@@ -263,7 +276,7 @@ def webhook_to_bubble(env: dict, count: int) -> None:
         wechat.account_login_status(org=org, account_id=account.pk)
         account.refresh_from_db()
         contact = Contact.objects.create(
-            org=org, account=account, wxid="wxid_bubble", nickname="王女士"
+            org=org, account=account, wxid=f"wxid_bubble_{tag}", nickname="王女士"
         )
         # A person has the chat: the bench measures delivery to the page, not the AI.
         conversation = Conversation.objects.create(
@@ -292,7 +305,7 @@ def webhook_to_bubble(env: dict, count: int) -> None:
             for i in range(count):
                 text = f"气泡测试 {i}"
                 payload = sim["gewe"].build_text(
-                    from_wxid="wxid_bubble", text=text, to_account=account.device_id
+                    from_wxid=f"wxid_bubble_{tag}", text=text, to_account=account.device_id
                 )
                 start = time.perf_counter()
                 assert session.post(base + conn.webhook_path, json=payload, timeout=10).ok
@@ -336,10 +349,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--bubbles", type=int, default=100)
     parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument(
+        "--reuse-data", action="store_true", help="measure on the data of the previous run"
+    )
     args = parser.parse_args()
 
     url = common.bench_database_url(BENCH_DB)
-    common.recreate_database(url)
+    if not args.reuse_data:
+        common.recreate_database(url)
     env = common.env_for(
         url,
         CACHE_KEY_PREFIX="bench-ws",
@@ -352,11 +369,15 @@ def main() -> None:
     common.setup_django(env)
 
     start = time.perf_counter()
-    big = build_org("Big Sales", args.conversations, args.messages)
+    if args.reuse_data:
+        big, small = existing_org("big-sales"), existing_org("small-sales")
+        args.conversations = len(big[3])
+    else:
+        big = build_org("Big Sales", args.conversations, args.messages)
+        small = build_org("Small Sales", 50, 1000)
     from apps.conversations.models import Message
 
     total = Message.objects.filter(org=big[0]).count()
-    small = build_org("Small Sales", 50, 1000)
     print(
         f"Data: {args.conversations:,} conversations and {total:,} messages in one organisation "
         f"(built in {time.perf_counter() - start:.0f} s); small organisation: 50 conversations, "
