@@ -31,3 +31,6 @@ ai_usage_overrun = Signal()
 # kwargs: org_id, account_id, request_id, wxid (a friend request was accepted and the contact
 # added; the conversations app sends the account's welcome message)
 friend_request_accepted = Signal()
+# kwargs: org_id, account_id, message_id, retry_after (seconds) (the send pipeline postponed a
+# queued message because the account's or the global rate limit was reached; reports count it)
+send_rate_limited = Signal()

@@ -457,6 +457,7 @@ def day_refresh(*, org: Organization, day: dt.date) -> int:
         else:
             acc.add(None, field, cost or Decimal(0), account=account_id, agent=user_id)
     _drafts(org, start, end, acc)
+    _deferrals(org, start, end, acc)
     _offline(org, day, start, end, acc, AccountStatusEvent, WeChatAccount)
 
     DailyStat.objects.filter(org=org, day=day).delete()
@@ -499,6 +500,23 @@ def _drafts(org: Organization, start, end, acc: _Acc) -> None:
         d = dims.get(conversation_id)
         if d is not None:
             acc.add(d, outcomes[status], agent=user_id or None)
+
+
+def _deferrals(org: Organization, start, end, acc: _Acc) -> None:
+    """Rate-limit deferrals per account (hours are counted on the local day they start in)."""
+    from django.db.models import Sum
+
+    from apps.reports.models import SendDeferralHour
+
+    for account_id, count in (
+        SendDeferralHour.objects.filter(org=org, hour__gte=start, hour__lt=end)
+        .order_by()
+        .values("account_id")
+        .annotate(n=Sum("count"))
+        .values_list("account_id", "n")
+    ):
+        if count:
+            acc.add(None, "rate_limit_deferrals", count, account=account_id)
 
 
 def _offline(org, day, start, end, acc: _Acc, AccountStatusEvent, WeChatAccount) -> None:

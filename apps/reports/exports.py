@@ -88,6 +88,7 @@ def _table(name: str, data: dict) -> tuple[list[str], list[list]]:
             _("Delivery unknown"),
             _("Handoffs"),
             _("Hours offline"),
+            _("Rate-limit deferrals"),
             _("Cost (¥)"),
         ]
         rows = [
@@ -102,6 +103,7 @@ def _table(name: str, data: dict) -> tuple[list[str], list[list]]:
                 r["delivery_unknown"],
                 r["handoffs"],
                 r["offline_hours"],
+                r["rate_limit_deferrals"],
                 r["cost"],
             ]
             for r in data["rows"]

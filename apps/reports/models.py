@@ -48,6 +48,7 @@ COUNTERS: list[str] = [
     "drafts_edited",
     "drafts_discarded",
     "offline_seconds",
+    "rate_limit_deferrals",
 ]
 MONEY: list[str] = ["ai_cost", "platform_cost", "ai_cost_answers"]
 HANDOFF_REASONS = [
@@ -179,6 +180,7 @@ class DailyStat(OrgScopedModel):
     drafts_edited = models.PositiveIntegerField(_("drafts edited"), default=0)
     drafts_discarded = models.PositiveIntegerField(_("drafts discarded"), default=0)
     offline_seconds = models.PositiveIntegerField(_("time offline (s)"), default=0)
+    rate_limit_deferrals = models.PositiveIntegerField(_("rate-limit deferrals"), default=0)
     ai_cost = models.DecimalField(_("AI cost"), max_digits=24, decimal_places=10, default=0)
     platform_cost = models.DecimalField(
         _("platform cost"), max_digits=24, decimal_places=10, default=0
@@ -204,6 +206,30 @@ class DailyStat(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.org_id} {self.day}"
+
+
+class SendDeferralHour(OrgScopedModel):
+    """How often the send pipeline postponed a message of one account in one UTC hour because a
+    rate limit was reached (counted from ``apps.core.events.send_rate_limited``: no other row
+    keeps this, so it is raw history like ``ConversationEvent``)."""
+
+    account_id = models.BigIntegerField(_("WeChat account"))
+    hour = models.DateTimeField(_("hour"))
+    count = models.PositiveIntegerField(_("deferrals"), default=0)
+
+    class Meta:
+        verbose_name = _("rate-limit deferrals")
+        verbose_name_plural = _("rate-limit deferrals")
+        ordering = ["-hour", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "account_id", "hour"], name="reports_deferral_org_account_hour"
+            )
+        ]
+        indexes = [models.Index(fields=["org", "hour"], name="reports_deferral_org_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}: {self.count}"
 
 
 class SopStepDaily(OrgScopedModel):

@@ -122,11 +122,24 @@ def on_draft_saved(sender, instance, created, raw=False, **kwargs) -> None:
     _mark_on_commit(org_id=instance.org_id, conversation_ids=[instance.conversation_id], at=at)
 
 
+def on_send_rate_limited(sender, org_id, account_id, **kwargs) -> None:
+    """The send pipeline postponed a message (runs outside any transaction)."""
+    from apps.reports import services
+
+    try:
+        now = timezone.now()
+        services.deferral_record(org_id=org_id, account_id=account_id, at=now)
+        _mark_on_commit(org_id=org_id, at=[now])
+    except Exception:  # noqa: BLE001 - never break a send for a report
+        logger.exception("reports: could not count a rate-limit deferral of org %s", org_id)
+
+
 def connect() -> None:
     from django.apps import apps
 
     from apps.billing.models import CostLedger
     from apps.conversations.models import AITurn, Conversation, Message
+    from apps.core import events
     from apps.wechat_accounts.models import AccountStatusEvent
 
     post_save.connect(on_message_saved, sender=Message, dispatch_uid="reports-message")
@@ -136,6 +149,7 @@ def connect() -> None:
     post_save.connect(
         on_status_event_saved, sender=AccountStatusEvent, dispatch_uid="reports-account-status"
     )
+    events.send_rate_limited.connect(on_send_rate_limited, dispatch_uid="reports-deferral")
     m2m_changed.connect(
         on_labels_changed, sender=Conversation.labels.through, dispatch_uid="reports-labels"
     )

@@ -432,6 +432,7 @@ def accounts_report(f: ReportFilter) -> dict:
                     "delivery_unknown",
                     "handoffs",
                     "offline_seconds",
+                    "rate_limit_deferrals",
                     "ai_cost",
                     "platform_cost",
                 ]
@@ -460,6 +461,7 @@ def accounts_report(f: ReportFilter) -> dict:
                 "delivery_unknown": s.get("delivery_unknown") or 0,
                 "handoffs": s.get("handoffs") or 0,
                 "offline_hours": round((s.get("offline_seconds") or 0) / 3600, 2),
+                "rate_limit_deferrals": s.get("rate_limit_deferrals") or 0,
                 "cost": money((s.get("ai_cost") or 0) + (s.get("platform_cost") or 0)),
             }
         )

@@ -88,6 +88,25 @@ def event_record_handoff(*, org_id: int, conversation_id: int, reason: str, at) 
     )
 
 
+def deferral_record(*, org_id: int, account_id: int, at: dt.datetime) -> None:
+    """Count one rate-limit deferral of an account in the UTC hour of ``at``."""
+    from django.db.models import F
+
+    from apps.reports.models import SendDeferralHour
+
+    hour = at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    rows = SendDeferralHour.objects.filter(org_id=org_id, account_id=account_id, hour=hour)
+    if rows.update(count=F("count") + 1):
+        return
+    try:
+        with transaction.atomic():
+            SendDeferralHour.objects.create(
+                org_id=org_id, account_id=account_id, hour=hour, count=1
+            )
+    except IntegrityError:  # another worker created the hour's row first
+        rows.update(count=F("count") + 1)
+
+
 def event_record_resolved(*, org_id: int, conversation_id: int, at) -> bool:
     return _event_create(
         org_id=org_id,

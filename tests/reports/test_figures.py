@@ -250,3 +250,47 @@ def test_draft_outcomes(org, built, refresh, django_capture_on_commit_callbacks)
     rows = {r["agent"]: r for r in selectors.agents_report(_filter(org))["rows"]}
     assert (rows["Agent One"]["drafts_sent"], rows["Agent One"]["drafts_edited"]) == (1, 1)
     assert rows["Agent Two"]["drafts_discarded"] == 1
+
+
+def test_rate_limit_deferrals_of_the_send_pipeline(
+    org, built, refresh, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The pipeline's rate-limited branch announces each postponement; reports count them per
+    account and day."""
+    from types import SimpleNamespace
+
+    import time_machine
+
+    from apps.conversations.models import Message
+    from apps.conversations.outbound import delivery
+
+    account = built.account
+    account.status = account.Status.ONLINE
+    account.save(update_fields=["status"])
+    monkeypatch.setattr(
+        delivery.ratelimit,
+        "acquire",
+        lambda limits: SimpleNamespace(allowed=False, retry_after=1.0),
+    )
+    monkeypatch.setattr(delivery, "enqueue", lambda **kwargs: None)
+    with time_machine.travel(history.at(18), tick=False):
+        message = Message.objects.create(
+            org=org,
+            conversation=built.conversations[3],
+            account=account,
+            direction=Message.Direction.OUTBOUND,
+            sender_kind=Message.SenderKind.AGENT,
+            sender_user=built.agent2,
+            text="later",
+            status=Message.Status.QUEUED,
+            to_wxid="wxid_x",
+            is_urgent=True,
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            for _ in range(2):
+                result = delivery.outbound_deliver(org_id=org.pk, message_id=message.pk)
+                assert result.outcome == "rate_limited"
+    refresh()
+    rows = {r["account"]: r for r in selectors.accounts_report(_filter(org))["rows"]}
+    assert rows["Sales phone"]["rate_limit_deferrals"] == 2
+    assert rows["Spare phone"]["rate_limit_deferrals"] == 0

@@ -23,7 +23,7 @@ from apps.conversations.outbound.queue import (
     _reload,
     enqueue,
 )
-from apps.core import ratelimit
+from apps.core import events, ratelimit
 from apps.integrations.clients import errors as client_errors
 from apps.wechat_accounts.models import WeChatAccount
 from apps.wechat_accounts.platform import client_for_account
@@ -154,6 +154,13 @@ def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
     if not decision.allowed:
         wait = decision.retry_after + random.uniform(0, 0.05)
         enqueue(org_id=org_id, message_id=message_id, countdown=wait)
+        events.send_rate_limited.send(
+            sender=Message,
+            org_id=org_id,
+            account_id=account.pk,
+            message_id=message_id,
+            retry_after=wait,
+        )
         return DeliveryResult("rate_limited", wait)
 
     lease = timedelta(seconds=settings.WECHAT_SEND_LEASE_SECONDS)

@@ -170,6 +170,7 @@ class ReportAccountRowSerializer(serializers.Serializer):
     delivery_unknown = serializers.IntegerField()
     handoffs = serializers.IntegerField()
     offline_hours = serializers.FloatField()
+    rate_limit_deferrals = serializers.IntegerField()
     cost = serializers.CharField()
 
 
