@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
 from django.db import transaction
@@ -12,7 +10,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from apps.accounts.models import AuditEvent, User
-from apps.core.exceptions import ApplicationError, ConflictError
+from apps.core.exceptions import ApplicationError
 from apps.core.jwt import FAMILY_CLAIM, access_deny, family_revoke, new_refresh_token
 from apps.core.redis import get_redis, redis_key
 
@@ -61,40 +59,6 @@ def tokens_for(user: User) -> dict[str, str]:
     """A token pair starting a new session (refresh-token family, see ``apps.core.jwt``)."""
     refresh = new_refresh_token(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
-
-
-@dataclass
-class Registration:
-    user: User
-    organization: object
-    tokens: dict[str, str]
-
-
-@transaction.atomic
-def user_register(
-    *, email: str, password: str, name: str, organization_name: str, ip: str | None = None
-) -> Registration:
-    """Create the user, their organisation and the owner membership in one transaction."""
-    from apps.orgs.services import organization_create
-
-    email = User.objects.normalize_email(email).lower()
-    if User.objects.filter(email__iexact=email).exists():
-        raise ConflictError(
-            _("A user with this e-mail address already exists."),
-            code="email_taken",
-            fields={"email": [_("A user with this e-mail address already exists.")]},
-        )
-    candidate = User(email=email, name=name)
-    try:
-        password_validation.validate_password(password, user=candidate)
-    except Exception as exc:  # Django's ValidationError, reported on the password field.
-        raise ApplicationError(
-            _("The password is too weak."), fields={"password": list(exc.messages)}
-        ) from exc
-    user = User.objects.create_user(email=email, password=password, name=name)
-    org = organization_create(name=organization_name, owner=user)
-    audit_record(action=AuditEvent.Action.USER_REGISTERED, org=org, actor=user, target=user, ip=ip)
-    return Registration(user=user, organization=org, tokens=tokens_for(user))
 
 
 def _failure_keys(email: str, ip: str | None) -> list[tuple[str, int]]:

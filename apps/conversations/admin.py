@@ -11,22 +11,14 @@ from unfold.admin import TabularInline
 
 from apps.conversations import services
 from apps.conversations.models import AITurn, CannedReply, Conversation, Label, Message
+from apps.conversations.services import HandoffReason
 from apps.core.admin import EVERYONE, MANAGERS, OrgScopedAdmin
 from apps.core.exceptions import ApplicationError
 from apps.core.money import format_money
 from apps.integrations.models import WebhookEvent
 from apps.orgs.models import Membership
 
-# People read the reason a chat went to a person, never its code.
-HANDOFF_REASON_LABELS = {
-    "keyword": _("The customer asked for a person"),
-    "sentiment": _("Negative sentiment"),
-    "ai_failed": _("The AI failed"),
-    "budget": _("The budget is used up"),
-    "phone_reply": _("Answered from the phone"),
-    "no_ai_app": _("No AI app is set up"),
-    "agent": _("Taken over by an agent"),
-}
+HANDOFF_REASON_LABELS = dict(HandoffReason.choices)
 SENTIMENT_LABELS = {
     "positive": _("Positive"),
     "neutral": _("Neutral"),

@@ -322,10 +322,6 @@ class Message(OrgScopedModel):
         return f"[{self.kind}]"
 
 
-# Compatibility alias: the first cut called the customer "contact" (value migrated to "customer").
-Message.SenderKind.CONTACT = Message.SenderKind.CUSTOMER
-
-
 class AITurn(OrgScopedModel):
     """One AI answer of a conversation, keyed by the newest customer message it answers.
 

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.conversations import outbound, payloads
 from apps.conversations.models import CannedReply, Conversation, Label, Message
@@ -44,14 +45,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class HandoffReason:
-    KEYWORD = "keyword"
-    SENTIMENT = "sentiment"
-    AI_FAILED = "ai_failed"
-    BUDGET = "budget"
-    PHONE_REPLY = "phone_reply"
-    NO_AI_APP = "no_ai_app"
-    AGENT = "agent"
+class HandoffReason(models.TextChoices):
+    """Why a conversation went to a person (``Conversation.handoff_reason``); people read the
+    label, never the code."""
+
+    KEYWORD = "keyword", gettext_lazy("The customer asked for a person")
+    SENTIMENT = "sentiment", gettext_lazy("Negative sentiment")
+    AI_FAILED = "ai_failed", gettext_lazy("The AI failed")
+    BUDGET = "budget", gettext_lazy("The budget is used up")
+    PHONE_REPLY = "phone_reply", gettext_lazy("Answered from the phone")
+    NO_AI_APP = "no_ai_app", gettext_lazy("No AI app is set up")
+    AGENT = "agent", gettext_lazy("Taken over by an agent")
 
 
 def _groups(conversation: Conversation) -> list[str]:
@@ -520,7 +524,7 @@ def conversation_snooze(
     return conversation
 
 
-def conversations_wake_snoozed(*, now: datetime | None = None) -> int:
+def conversations_wake_snoozed_all_orgs(*, now: datetime | None = None) -> int:
     """Reopen snoozed conversations whose time has come (all organisations; periodic)."""
     now = now or timezone.now()
     count = 0

@@ -22,13 +22,13 @@ def core_loop_recover() -> dict:
     """Periodic: re-enqueue webhook events stuck in "received", re-schedule unanswered AI
     turns, reopen snoozed conversations that are due (all organisations; each step idempotent)."""
     from apps.conversations.ai import conversations_recover_ai
-    from apps.conversations.services import conversations_wake_snoozed
-    from apps.integrations.webhooks import webhook_events_requeue_stuck
+    from apps.conversations.services import conversations_wake_snoozed_all_orgs
+    from apps.integrations.webhooks import webhook_events_requeue_stuck_all_orgs
 
     return {
-        "webhook_events": webhook_events_requeue_stuck(),
+        "webhook_events": webhook_events_requeue_stuck_all_orgs(),
         "ai_turns": conversations_recover_ai(),
-        "snoozed": conversations_wake_snoozed(),
+        "snoozed": conversations_wake_snoozed_all_orgs(),
     }
 
 

@@ -153,12 +153,12 @@ def test_actions(
 
 
 def test_snoozed_conversations_wake_up(org):
-    from apps.conversations.services import conversations_wake_snoozed
+    from apps.conversations.services import conversations_wake_snoozed_all_orgs
 
     conversation = make_conversation(
         org, status="snoozed", snooze_until=timezone.now() - timedelta(minutes=1)
     )
-    assert conversations_wake_snoozed() == 1
+    assert conversations_wake_snoozed_all_orgs() == 1
     conversation.refresh_from_db()
     assert conversation.status == "open" and conversation.snooze_until is None
 

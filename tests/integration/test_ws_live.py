@@ -29,8 +29,8 @@ from apps.core import realtime
 from apps.core.ws import CloseCode
 from apps.orgs.models import Role
 from tests.conftest import requires_postgres
+from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.realtime.conftest import token_for
-from tests.realtime.factories import ConversationFactory, MessageFactory
 
 pytestmark = [requires_postgres, pytest.mark.integration]
 

@@ -191,11 +191,11 @@ def test_stuck_events_are_enqueued_again(conn, acct, django_capture_on_commit_ca
     event = WebhookEvent.objects.get()
     WebhookEvent.objects.filter(pk=event.pk).update(updated_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
-        assert webhooks.webhook_events_requeue_stuck() == 1
+        assert webhooks.webhook_events_requeue_stuck_all_orgs() == 1
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.PROCESSED
     assert Message.objects.count() == 1
-    assert webhooks.webhook_events_requeue_stuck() == 0
+    assert webhooks.webhook_events_requeue_stuck_all_orgs() == 0
 
 
 def test_processing_error_counts_attempts_then_fails(conn, acct, monkeypatch, settings):

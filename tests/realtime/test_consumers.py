@@ -13,6 +13,7 @@ from apps.conversations.models import Conversation, Message
 from apps.core import realtime, ws_registry
 from apps.core.ws import CloseCode
 from apps.orgs.models import Role
+from tests.conversations.factories import ConversationFactory, MessageFactory
 from tests.realtime.conftest import (
     drain,
     receive_event,
@@ -20,7 +21,6 @@ from tests.realtime.conftest import (
     token_for,
     ws_open,
 )
-from tests.realtime.factories import ConversationFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -47,9 +47,7 @@ def set_tz(org, name):
 
 def test_render_template_is_safe():
     variables = {"nickname": "Li", "city": "Hangzhou"}
-    assert render_template("Hi {nickname} from {city}", variables) == (
-        "Hi Li from Hangzhou"
-    )
+    assert render_template("Hi {nickname} from {city}", variables) == ("Hi Li from Hangzhou")
     assert render_template("Hi {unknown}!", variables) == "Hi {unknown}!"
     assert render_template("Hi {unknown}!", variables, unknown="empty") == "Hi !"
     assert render_template("{ {0} {} {nickname", variables) == "{ {0} {} {nickname"
@@ -397,7 +395,7 @@ def test_stop_when_contact_replied(org, account, tick, gewe):
         org=org,
         conversation=conversation,
         direction=Message.Direction.INBOUND,
-        sender_kind=Message.SenderKind.CONTACT,
+        sender_kind=Message.SenderKind.CUSTOMER,
         text="thanks",
     )
     with time_machine.travel(timezone.now() + timedelta(days=1, minutes=1), tick=False):

@@ -23,6 +23,7 @@ from apps.accounts.models import AuditEvent
 from apps.core.api.exceptions import error_response
 from apps.core.api.views import OrgScopedGenericViewSet
 from apps.core.utils import client_ip
+from apps.orgs import services as orgs_services
 from apps.orgs.models import Role
 
 
@@ -34,7 +35,7 @@ class RegisterView(APIView):
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.user_register(**serializer.validated_data, ip=client_ip(request))
+        result = orgs_services.user_register(**serializer.validated_data, ip=client_ip(request))
         body = {
             "user": UserSerializer(result.user).data,
             "organization": OrganizationBriefSerializer(result.organization).data,

@@ -10,7 +10,9 @@ from apps.accounts.models import User
 from apps.billing import selectors
 from apps.billing.models import Budget
 from apps.core.exceptions import ApplicationError, NotFoundError
-from apps.orgs.models import Membership, Organization
+from apps.core.services import model_update
+from apps.orgs.models import Organization
+from apps.orgs.selectors import membership_exists
 
 # --- Budgets --------------------------------------------------------------------------------------
 BUDGET_FIELDS = {
@@ -28,7 +30,7 @@ BUDGET_FIELDS = {
 
 
 def _check_budget_user(org: Organization, user: User | None) -> None:
-    if user is not None and not Membership.objects.filter(org=org, user=user).exists():
+    if user is not None and not membership_exists(org=org, user=user):
         raise ApplicationError(
             _("The user is not a member of this organization."), fields={"user": ["not_member"]}
         )
@@ -75,10 +77,7 @@ def budget_update(*, org: Organization, budget_id: int, **changes) -> Budget:
         _check_budget_user(org, changes["user"])
     if "wechat_account_id" in changes:
         _check_budget_account(org, changes["wechat_account_id"])
-    for name, value in changes.items():
-        setattr(budget, name, value)
-    budget.full_clean()
-    budget.save(update_fields=[*changes, "updated_at"])
+    model_update(instance=budget, data=changes)
     return budget
 
 

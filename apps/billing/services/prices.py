@@ -18,6 +18,7 @@ from apps.billing.models import (
 )
 from apps.billing.services._common import COST_QUANTUM, THOUSAND, PriceNotFound
 from apps.core.exceptions import NotFoundError, PermissionDeniedError
+from apps.core.services import model_update
 from apps.orgs.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -109,10 +110,7 @@ def price_create(*, org: Organization, **fields) -> ModelPrice:
 @transaction.atomic
 def price_update(*, org: Organization, price_id: int, **changes) -> ModelPrice:
     price = _org_price_for_write(org=org, price_id=price_id)
-    for name, value in changes.items():
-        setattr(price, name, value)
-    price.full_clean()
-    price.save(update_fields=[*changes, "updated_at"])
+    model_update(instance=price, data=changes)
     return price
 
 

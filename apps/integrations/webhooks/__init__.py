@@ -34,7 +34,7 @@ from apps.integrations.webhooks.gewe import (
 )
 from apps.integrations.webhooks.process import (
     webhook_event_process,
-    webhook_events_requeue_stuck,
+    webhook_events_requeue_stuck_all_orgs,
 )
 from apps.integrations.webhooks.receive import (
     DEDUPE_KEYS,
@@ -69,6 +69,6 @@ __all__ = [
     "parse_ecloud",
     "parse_gewe",
     "webhook_event_process",
-    "webhook_events_requeue_stuck",
+    "webhook_events_requeue_stuck_all_orgs",
     "webhook_receive",
 ]

@@ -126,7 +126,7 @@ def _apply(event: WebhookEvent) -> tuple[str, str]:
     return webhook_event_route(event, parsed)
 
 
-def webhook_events_requeue_stuck(*, now: datetime | None = None, limit: int = 1000) -> int:
+def webhook_events_requeue_stuck_all_orgs(*, now: datetime | None = None, limit: int = 1000) -> int:
     """Enqueue again the events still ``received`` after ``WEBHOOK_STUCK_SECONDS`` (a lost
     broker task or a killed worker). Processing is idempotent, so a duplicate is harmless."""
     from datetime import timedelta

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from apps.core.services import model_update
 from apps.monitoring.models import Alert, AlertRule, MonitoringConfig
 from apps.orgs.models import Organization
 
@@ -62,14 +63,10 @@ CONFIG_FIELDS = (
 def config_update(*, org: Organization, **fields: Any) -> MonitoringConfig:
     config_get(org=org)
     config = MonitoringConfig.objects.select_for_update().get(org=org)
-    changed = []
-    for name, value in fields.items():
-        if name not in CONFIG_FIELDS:
-            raise ValueError(name)
-        setattr(config, name, value)
-        changed.append(name)
-    config.full_clean()
-    config.save(update_fields=[*changed, "updated_at"])
+    unknown = set(fields) - set(CONFIG_FIELDS)
+    if unknown:
+        raise ValueError(", ".join(sorted(unknown)))
+    model_update(instance=config, data=fields)
     return config
 
 

@@ -12,6 +12,7 @@ from apps.core import events
 from apps.core.exceptions import ApplicationError, ConflictError
 from apps.integrations.models import PlatformConnection
 from apps.orgs.models import Organization
+from apps.orgs.selectors import membership_exists
 from apps.wechat_accounts.models import (
     AccountStatusEvent,
     WeChatAccount,
@@ -45,15 +46,13 @@ ACCOUNT_EDITABLE = {
 
 
 def _check_account_refs(org: Organization, fields: dict) -> None:
-    from apps.orgs.models import Membership
-
     ai_app = fields.get("default_ai_app")
     if ai_app is not None and ai_app.org_id != org.pk:
         raise ApplicationError(
             _("Invalid data."), fields={"default_ai_app": [_("Unknown AI app.")]}
         )
     owner = fields.get("owner")
-    if owner is not None and not Membership.objects.filter(org=org, user=owner).exists():
+    if owner is not None and not membership_exists(org=org, user=owner):
         raise ApplicationError(
             _("Invalid data."), fields={"owner": [_("The owner must be a member.")]}
         )

@@ -1,3 +1,5 @@
+"""factory-boy factories of the conversations app."""
+
 import factory
 
 from apps.conversations.models import Conversation, Message
@@ -18,5 +20,5 @@ class MessageFactory(factory.django.DjangoModelFactory):
     conversation = factory.SubFactory(ConversationFactory)
     org = factory.SelfAttribute("conversation.org")
     direction = Message.Direction.INBOUND
-    sender_kind = Message.SenderKind.CONTACT
+    sender_kind = Message.SenderKind.CUSTOMER
     text = factory.Sequence(lambda n: f"hello {n}")
