@@ -136,6 +136,9 @@ for i, key in ipairs(KEYS) do
   out[i] = redis.call('SMEMBERS', key)
   redis.call('DEL', key)
 end
+if ARGV[1] then
+  redis.call('SREM', ARGV[1], ARGV[2])
+end
 return out
 """
 
@@ -171,11 +174,10 @@ def cache_invalidate(*, org_id: int) -> None:
         logger.warning("reports: could not invalidate the cache of org %s", org_id)
 
 
-def dirty_orgs_take() -> list[int]:
-    client = get_redis()
-    key = redis_key(*DIRTY_ORGS)
-    result = client.eval(_TAKE, 1, key)
-    return sorted(int(x) for x in result[0])
+def dirty_orgs_list() -> list[int]:
+    """Organisations with marks. An organisation leaves the set only when its refresh takes
+    its marks, so a refresh task lost or expired in the queue is simply enqueued again."""
+    return sorted(int(x) for x in get_redis().smembers(redis_key(*DIRTY_ORGS)))
 
 
 def dirty_refresh(*, org_id: int) -> dict:
@@ -191,7 +193,7 @@ def dirty_refresh(*, org_id: int) -> dict:
         return {"conversations": 0, "days": 0, "busy": True}
     keys = _dirty_keys(org_id)
     try:
-        taken = get_redis().eval(_TAKE, len(keys), *keys)
+        taken = get_redis().eval(_TAKE, len(keys), *keys, redis_key(*DIRTY_ORGS), org_id)
         conversation_ids = {int(x) for x in taken[0]}
         hours = {int(x) for x in taken[1]}
         redim = {int(x) for x in taken[2]}

@@ -23,7 +23,7 @@ def reports_refresh_all_orgs() -> int:
     that changed recently (their status moves by bulk update, without signals)."""
     from apps.reports import services
 
-    org_ids = services.dirty_orgs_take()
+    org_ids = services.dirty_orgs_list()
     for org_id in org_ids:
         reports_refresh.apply_async(kwargs={"org_id": org_id}, expires=300)
     window = dt.timedelta(seconds=settings.REPORTS_SOP_LOOKBACK_SECONDS)

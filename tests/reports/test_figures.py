@@ -294,3 +294,18 @@ def test_rate_limit_deferrals_of_the_send_pipeline(
     rows = {r["account"]: r for r in selectors.accounts_report(_filter(org))["rows"]}
     assert rows["Sales phone"]["rate_limit_deferrals"] == 2
     assert rows["Spare phone"]["rate_limit_deferrals"] == 0
+
+
+def test_a_lost_refresh_task_is_enqueued_again(org, built, refresh, monkeypatch):
+    from apps.reports import services, tasks
+
+    DailyStat.objects.filter(org=org).delete()
+    services.dirty_mark(org_id=org.pk, at=[history.at(12)])
+    monkeypatch.setattr(tasks.reports_refresh, "apply_async", lambda **kwargs: None)  # lost
+    refresh()
+    assert services.dirty_orgs_list() == [org.pk]
+    assert not DailyStat.objects.filter(org=org).exists()
+    monkeypatch.undo()
+    refresh()
+    assert services.dirty_orgs_list() == []
+    assert selectors.overview_report(_filter(org))["summary"]["inbound_messages"] == 9
