@@ -528,9 +528,24 @@ def _offline(org, day, start, end, acc: _Acc, AccountStatusEvent, WeChatAccount)
     end = min(end, timezone.now())
     if end <= start:
         return
+    from django.db.models import OuterRef, Subquery
+
     history: dict[int, list] = defaultdict(list)
+    # The status each account had when the day began (its last change before), then the
+    # changes during the day: the read stays the same size however long the history is.
+    before = AccountStatusEvent.objects.filter(
+        org=org, account_id=OuterRef("pk"), at__lte=start
+    ).order_by("-at", "-id")
     for account_id, to_status, at in (
-        AccountStatusEvent.objects.filter(org=org, at__lt=end)
+        WeChatAccount.objects.filter(org=org)
+        .annotate(status_at=Subquery(before.values("at")[:1]))
+        .annotate(status_then=Subquery(before.values("to_status")[:1]))
+        .exclude(status_at=None)
+        .values_list("id", "status_then", "status_at")
+    ):
+        history[account_id].append((at, to_status))
+    for account_id, to_status, at in (
+        AccountStatusEvent.objects.filter(org=org, at__gt=start, at__lt=end)
         .order_by("account_id", "at", "id")
         .values_list("account_id", "to_status", "at")
     ):
