@@ -84,7 +84,7 @@ def _login(page, live_server, user) -> None:
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("input[name=username]", user.email)
     page.fill("input[name=password]", DEFAULT_PASSWORD)
-    page.click("input[type=submit]")
+    page.click("#login-form button[type=submit]")
     page.wait_for_url(f"{live_server.url}/admin/")
 
 

@@ -154,3 +154,52 @@ def test_handoff_and_budget_notifications_name_the_customer_and_the_budget(org, 
     budget_note = Notification.objects.get(org=org, user=owner, category="budget")
     assert "Monthly" in budget_note.title and "80%" in budget_note.title
     assert "¥8.01" in budget_note.message and "¥10.00" in budget_note.message
+
+
+def test_the_api_schema_is_grouped_by_readable_tags_with_summaries(client):
+    response = client.get("/api/schema/?format=json", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.status_code == 200
+    schema = response.json()
+    operations = [
+        op
+        for ops in schema["paths"].values()
+        for method, op in ops.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+    assert operations and all(op.get("summary") for op in operations)
+    tags = {tag for op in operations for tag in op.get("tags", [])}
+    assert "会话列表" in tags and "v1" not in tags
+    assert {t["name"] for t in schema["tags"]} == tags
+
+
+def test_root_and_api_root_and_favicon(client, org):
+    response = client.get("/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    api = client.get("/api/v1/")
+    endpoints = api.json()["endpoints"]
+    assert api.status_code == 200 and endpoints["conversation"].endswith("/api/v1/conversations/")
+    assert client.get("/favicon.ico").status_code == 302
+    user = UserFactory(default_org=org)
+    MembershipFactory(org=org, user=user, role=Role.VIEWER)
+    client.force_login(user)
+    assert client.get("/")["Location"] == reverse("admin:index")
+
+
+def test_password_reset_by_email(client, org, mailoutbox):
+    user = UserFactory(email="forgot@example.com", default_org=org)
+    MembershipFactory(org=org, user=user, role=Role.AGENT)
+    login_page = client.get(reverse("admin:login")).content.decode()
+    assert reverse("admin_password_reset") in login_page
+    response = client.post(reverse("admin_password_reset"), {"email": user.email})
+    assert response.status_code == 302
+    assert len(mailoutbox) == 1
+    link = re.search(r"https?://[^/\s]+(/reset/\S+/)", mailoutbox[0].body).group(1)
+    form = client.get(link, follow=True)
+    assert form.status_code == 200
+    response = client.post(
+        form.redirect_chain[-1][0] if form.redirect_chain else link,
+        {"new_password1": "Brand-new-pass-2026", "new_password2": "Brand-new-pass-2026"},
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("Brand-new-pass-2026")

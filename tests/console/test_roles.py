@@ -73,10 +73,13 @@ def expected_menu(role: str | None) -> dict[str, list[str]]:
         return {
             "Workbench": ["Home", "Notifications"],
             "Customers": ["Contacts", "Canned replies"],
+            "AI and integrations": ["AI drafts"],  # their own drafts (apps/conversations)
         }
     menu = {group: list(items) for group, items in ORG_MENU.items()}
     if role in (Role.MANAGER, Role.VIEWER):
         menu["Organisation settings"].remove("Audit log")
+    if role == Role.VIEWER:
+        menu["AI and integrations"].remove("AI sessions")  # managers and up
     if role is None:  # a superuser who is no member: no organisation of their own to set up
         menu["Organisation settings"].remove("Settings")
         menu["Platform"] = list(PLATFORM_ITEMS)
