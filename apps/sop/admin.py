@@ -11,6 +11,7 @@ from unfold.admin import StackedInline
 
 from apps.core.admin import MANAGERS, OrgScopedAdmin
 from apps.core.exceptions import ApplicationError
+from apps.core.widgets import IdListField
 from apps.sop import selectors, services
 from apps.sop.models import SopDelivery, SopPlan, SopRun, SopStep
 
@@ -55,6 +56,23 @@ class SopStepInline(StackedInline):
 @admin.register(SopPlan)
 class SopPlanAdmin(OrgScopedAdmin):
     edit_roles = MANAGERS
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # Explicit targets are picked by name with a search, never typed as JSON ids.
+        if db_field.name == "target_contact_ids":
+            field = IdListField(
+                model_label="wechat_accounts.Contact",
+                label=db_field.verbose_name,
+                required=False,
+                help_text=_("Search customers by name or WeChat id."),
+            )
+            if request.user.is_superuser:
+                field.queryset = field.model.objects.all()
+            else:
+                field.queryset = field.model.objects.filter(org_id__in=self.org_ids(request))
+            return field
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     list_display = ["name", "org", "status", "trigger", "target_type", "progress", "activated_at"]
     list_filter = ["status", "trigger", "target_type", ("org", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "description"]

@@ -377,3 +377,22 @@ def test_every_admin_page_is_in_the_navigation():
     listed = {item.model.lower() for group in NAVIGATION for item in group.items if item.model}
     registered = {model._meta.label_lower for model in admin.site._registry}
     assert registered - listed == set()
+
+
+def test_campaign_targets_are_picked_by_search_within_the_organisation(client, org, populated):
+    from django.core.exceptions import ValidationError
+
+    from apps.core.widgets import IdListField
+    from apps.wechat_accounts.models import Contact
+
+    login(client, Role.MANAGER, org)
+    page = client.get(reverse("admin:sop_sopplan_add")).content.decode()
+    assert 'name="target_contact_ids"' in page and "admin-autocomplete" in page
+    assert reverse("admin:console_search") in page
+    field = IdListField(model_label="wechat_accounts.Contact")
+    field.set_org(org)
+    ours = populated["contact"]
+    theirs = Contact.objects.exclude(org=org).first()
+    assert field.clean([str(ours.pk)]) == [ours.pk]
+    with pytest.raises(ValidationError):  # another organisation's contact is no choice
+        field.clean([str(theirs.pk)])
