@@ -51,6 +51,12 @@ def platform_data_counts() -> dict[str, int]:
     return {k.decode(): int(v) for k, v in raw.items()}
 
 
+def platform_data_counts_reset() -> None:
+    from apps.core.redis import get_redis, redis_key
+
+    get_redis().delete(redis_key(*_COUNTER_KEY))
+
+
 def _storable(value: str) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")

@@ -118,6 +118,14 @@ def test_dropped_and_cut_values_are_counted():
     pd.url("javascript:alert(1)", 100, field="fuzz.avatar")
     counts = pd.platform_data_counts()
     assert counts["fuzz.nickname:cut"] == 1 and counts["fuzz.avatar:dropped"] == 1
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("platform_data_report", "--reset", stdout=out)
+    assert "fuzz.nickname:cut\t1" in out.getvalue()
+    assert pd.platform_data_counts() == {}
 
 
 # -- webhook parsers and inbound processing ---------------------------------------------------
