@@ -357,6 +357,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.api.schema.add_organization_header",
+        # console (issue 15): one readable tag per area and a summary on every operation.
+        "apps.core.api.schema_summaries.add_tags_and_summaries",
     ],
     # Self-hosted UI assets: no CDN (unreachable offline, unreliable from mainland China).
     "SWAGGER_UI_DIST": "SIDECAR",
