@@ -12,6 +12,13 @@ DEMO_CONNECTION_NAME = "Demo GeWe (simulator)"
 DEMO_AI_APP_NAME = "Demo assistant (simulator)"
 
 
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 @demo_seeder
 def seed_integrations(*, org, owner, stdout) -> None:
     connection = PlatformConnection.objects.filter(org=org, name=DEMO_CONNECTION_NAME).first()
@@ -24,6 +31,8 @@ def seed_integrations(*, org, owner, stdout) -> None:
             base_url=simulation.simulator_url("gewe"),
             token=simulation.DEMO_GEWE_TOKEN,
             capabilities=[PlatformConnection.Capability.MOMENTS],
+            # media: the simulator serves downloads on its own port (Gewechat uses 2532).
+            extra={"download_base_url": _origin(simulation.simulator_url("gewe")) + "/download"},
         )
         stdout.write(f"  integrations: GeWe connection -> {connection.base_url}\n")
     if not AIApp.objects.filter(org=org, name=DEMO_AI_APP_NAME).exists():
