@@ -201,7 +201,11 @@ class DailyStat(OrgScopedModel):
             )
         ]
         indexes = [
-            models.Index(fields=["org", "label_id", "day"], name="reports_daily_org_label_day"),
+            # Equality on the dimensions first (roll-up rows are -1), the day range last.
+            models.Index(
+                fields=["org", "label_id", "account_id", "agent_id", "ai_app_id", "day"],
+                name="reports_daily_dims_day",
+            ),
         ]
 
     def __str__(self) -> str:
