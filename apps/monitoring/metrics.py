@@ -34,14 +34,18 @@ SERVICE_OF_CALL = {
 
 
 def service_name(service: str) -> str:
+    """The service's name in the active language (people read it on pages and in alerts)."""
+    from django.utils.translation import gettext
+
     spec = SERVICE_SPECS.get(service)
     if spec:
-        return spec.name
+        return gettext(spec.name)
     return {
-        ACCOUNT_SERVICE: "WeChat accounts",
-        "database": "Database",
-        "redis": "Redis",
-        "celery": "Celery workers",
+        ACCOUNT_SERVICE: gettext("WeChat accounts"),
+        "database": gettext("Database"),
+        "redis": gettext("Redis"),
+        "celery": gettext("Celery workers"),
+        "ai_app": gettext("AI apps"),
     }.get(service, service)
 
 
