@@ -68,3 +68,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
+
+# harden: unmatched /api/ paths answer JSON in the one error shape (other paths: the HTML page).
+handler404 = "apps.core.api.handlers.not_found"

@@ -283,6 +283,15 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
         on_failover=on_failover,
         heartbeat=lock.extend,
     )
+    if outcome.busy:
+        # Every slot of the organisation is taken: wait in the queue, never hand off.
+        _status(conversation, "queued", turn_id=turn.pk)
+        schedule_turn(
+            org_id=org_id,
+            conversation_id=conversation_id,
+            countdown=settings.CONVERSATION_AI_BUSY_RETRY_SECONDS,
+        )
+        return "busy"
     record = {"failovers": outcome.failovers, "app_attempts": outcome.attempts}
     if outcome.budget_error:
         return _handoff(

@@ -89,6 +89,9 @@ class FailoverOutcome:
     error: str = ""
     budget_error: str = ""
     attempts: list[dict] = field(default_factory=list)
+    # No AI slot was free within the wait (the organisation's in-flight limit): the AI is
+    # healthy, so the turn is re-queued instead of handed to a person.
+    busy: bool = False
 
     @property
     def failovers(self) -> int:
@@ -198,6 +201,10 @@ def call_with_failover(
                 result = call(ai_app, messages)
                 if result is None or not (result.text or "").strip():
                     raise client_errors.BadResponse(EMPTY_ANSWER)
+            except client_errors.ConcurrencyTimeout:
+                billing.release(reservation=reservation)  # nothing was called, nothing costs
+                outcome.busy = True
+                return outcome
             except Exception as failure:  # noqa: BLE001 - any failure: retry, then next app
                 exc = failure
                 error = f"{type(failure).__name__}: {failure}"[:500]

@@ -190,6 +190,7 @@ def ai_limiter_for(org_id: int):
         redis_key("integrations", "ai-in-flight", org_id),
         limit=settings.AI_MAX_IN_FLIGHT_PER_ORG,
         timeout=settings.AI_IN_FLIGHT_WAIT_SECONDS,
+        lease_seconds=settings.AI_IN_FLIGHT_LEASE_SECONDS,
     )
 
 

@@ -359,6 +359,8 @@ SPECTACULAR_SETTINGS = {
         "apps.core.api.schema.add_organization_header",
         # console (issue 15): one readable tag per area and a summary on every operation.
         "apps.core.api.schema_summaries.add_tags_and_summaries",
+        # harden: the 400/401/403/404/409/429 answers in the one error shape.
+        "apps.core.api.schema_errors.add_error_responses",
     ],
     # Self-hosted UI assets: no CDN (unreachable offline, unreliable from mainland China).
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -418,6 +420,9 @@ AI_HTTP_TIMEOUT = (
 # in order up to AI_IN_FLIGHT_WAIT_SECONDS, then fail with ConcurrencyTimeout.
 AI_MAX_IN_FLIGHT_PER_ORG = env.int("AI_MAX_IN_FLIGHT_PER_ORG", default=10)
 AI_IN_FLIGHT_WAIT_SECONDS = env.float("AI_IN_FLIGHT_WAIT_SECONDS", default=30)
+# harden: a slot's lease, renewed every third of it while the call runs: a killed worker's
+# slot is free again within this many seconds.
+AI_IN_FLIGHT_LEASE_SECONDS = env.float("AI_IN_FLIGHT_LEASE_SECONDS", default=10)
 # AIApp rows are read through the cache for this long (invalidated on save and delete).
 AI_APP_CACHE_SECONDS = env.int("AI_APP_CACHE_SECONDS", default=300)
 # Call-log rows older than this are deleted daily; the stats endpoints default to this window.

@@ -42,6 +42,12 @@ class ModelPriceSerializer(serializers.ModelSerializer):
     def get_scope(self, obj) -> str:
         return "global" if obj.org_id is None else "org"
 
+    def validate_valid_from(self, value):
+        # A price "valid from 1588" silently wins over every later one of the same level.
+        if value is not None and not (2000 <= value.year <= 2100):
+            raise serializers.ValidationError(_("Use a date between the years 2000 and 2100."))
+        return value
+
 
 class CostLedgerSerializer(serializers.ModelSerializer):
     user_email = serializers.SerializerMethodField()

@@ -9,12 +9,16 @@ Redis server clock (no skew between hosts).
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .errors import ConcurrencyTimeout
+
+logger = logging.getLogger("apps.integrations.clients")
 
 # KEYS: holders zset, queue zset, waiters zset (token -> waiter expiry), ticket counter
 # ARGV: token, limit, lease ms, waiter ttl ms
@@ -162,8 +166,27 @@ class AIConcurrencyLimiter:
 
     @contextmanager
     def slot(self, timeout: float | None = None) -> Iterator[str]:
+        """Hold a slot for the block. The lease is renewed every third of ``lease_seconds``
+        while the block runs, so a short lease suffices: a worker killed mid-call stops
+        renewing and its slot is free again within ``lease_seconds`` (a 300 s lease once
+        stalled the pipeline for minutes after a few kills)."""
         token = self.acquire(timeout)
+        stop = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew, args=(token, stop), name="ai-slot-lease", daemon=True
+        )
+        renewer.start()
         try:
             yield token
         finally:
+            stop.set()
             self.release(token)
+
+    def _renew(self, token: str, stop: threading.Event) -> None:
+        interval = max(0.05, self.lease_ms / 3000)
+        while not stop.wait(interval):
+            try:
+                if not self.refresh(token):
+                    return  # lost (expired): the call goes on, the slot is someone else's
+            except Exception:  # noqa: BLE001 - Redis hiccup: try again next interval
+                logger.warning("ai slot lease renewal failed", exc_info=True)

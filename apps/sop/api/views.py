@@ -104,7 +104,15 @@ class SopPlanViewSet(OrgScopedViewSet):
         return self._fresh(plan.pk)
 
     @extend_schema(request=DryRunRequestSerializer, responses=DryRunItemSerializer(many=True))
-    @action(detail=True, methods=["post"], url_path="dry-run")
+    # Not a list view: without filters and pagination the schema says what it answers (a plain
+    # list), not a paginated object.
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="dry-run",
+        filter_backends=[],
+        pagination_class=None,
+    )
     def dry_run(self, request, pk=None):
         plan = self.get_object()
         body = DryRunRequestSerializer(data=request.data)
