@@ -698,10 +698,6 @@ CONVERSATION_REPLY_CHUNK_CHARS = env.int("CONVERSATION_REPLY_CHUNK_CHARS", defau
 # this many characters of the customer's text go to the AI (the cut is noted in the input).
 CONVERSATION_REPLY_MAX_CHUNKS = env.int("CONVERSATION_REPLY_MAX_CHUNKS", default=5)
 CONVERSATION_AI_INPUT_MAX_CHARS = env.int("CONVERSATION_AI_INPUT_MAX_CHARS", default=4000)
-# harden: at most this many messages per answer (the last kept one ends with "…"), and at most
-# this many characters of the customer's text go to the AI (the cut is noted in the input).
-CONVERSATION_REPLY_MAX_CHUNKS = env.int("CONVERSATION_REPLY_MAX_CHUNKS", default=5)
-CONVERSATION_AI_INPUT_MAX_CHARS = env.int("CONVERSATION_AI_INPUT_MAX_CHARS", default=4000)
 # A reply the salesperson sends from the phone pauses the AI of that chat this long.
 CONVERSATION_PHONE_PAUSE_SECONDS = env.int("CONVERSATION_PHONE_PAUSE_SECONDS", default=1800)
 # Customer words that hand the chat to a person (organisations add theirs in
