@@ -122,23 +122,28 @@ class _MaskedSecretsMixin:
     Django would render a read-only field's raw value."""
 
     secret_fields: tuple[str, ...] = ()
+    # Read-only values that carry a secret (the webhook URL's token): masked the same way.
+    secret_readonly: tuple[str, ...] = ()
 
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))
         if obj is not None and not self.has_change_permission(request, obj):
-            fields = [f"masked_{n}" if n in self.secret_fields else n for n in fields]
+            hidden = (*self.secret_fields, *self.secret_readonly)
+            fields = [f"masked_{n}" if n in hidden else n for n in fields]
         return list(dict.fromkeys(fields))
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and not self.has_change_permission(request, obj):
-            fields += [f"masked_{n}" for n in self.secret_fields]
+            fields = [f for f in fields if f not in self.secret_readonly]
+            fields += [f"masked_{n}" for n in (*self.secret_fields, *self.secret_readonly)]
         return fields
 
 
 @admin.register(PlatformConnection)
 class PlatformConnectionAdmin(_MaskedSecretsMixin, OrgScopedAdmin):
     secret_fields = ("token", "password")
+    secret_readonly = ("webhook_address",)
     form = PlatformConnectionForm
     list_display = [
         "name",
@@ -158,6 +163,11 @@ class PlatformConnectionAdmin(_MaskedSecretsMixin, OrgScopedAdmin):
     @admin.display(description=_("token"))
     def masked_token(self, obj: PlatformConnection) -> str:
         return mask_secret(obj.token)
+
+    @admin.display(description=_("webhook URL"))
+    def masked_webhook_address(self, obj: PlatformConnection) -> str:
+        parts = obj.webhook_url.split("/")
+        return "/".join(mask_secret(p) if len(p) >= 20 else p for p in parts)
 
     @admin.display(description=_("developer password"))
     def masked_password(self, obj: PlatformConnection) -> str:

@@ -46,7 +46,9 @@ def test_managers_and_viewers_read_connections_without_secrets(client, org, role
     user = UserFactory(default_org=org)
     MembershipFactory(org=org, user=user, role=role)
     client.force_login(user)
-    connection = PlatformConnectionFactory(org=org, token="read-only-never-8888", password="pw-9999")
+    connection = PlatformConnectionFactory(
+        org=org, token="read-only-never-8888", password="pw-9999"
+    )
     app = AIAppFactory(org=org, api_key="sk-read-only-6666")
     for url in (
         f"{ADMIN}/platformconnection/{connection.id}/change/",
@@ -57,7 +59,10 @@ def test_managers_and_viewers_read_connections_without_secrets(client, org, role
         text = page.content.decode()
         for secret in ("read-only-never-8888", "pw-9999", "sk-read-only-6666"):
             assert secret not in text
-    assert "****8888" in client.get(f"{ADMIN}/platformconnection/{connection.id}/change/").content.decode()
+    page = client.get(f"{ADMIN}/platformconnection/{connection.id}/change/").content.decode()
+    assert "****8888" in page
+    secret = connection.webhook_url.rstrip("/").split("/")[-1]
+    assert secret not in page  # the webhook URL's token is a credential too
     response = client.post(f"{ADMIN}/platformconnection/{connection.id}/change/", {"name": "x"})
     assert response.status_code == 403
     assert client.get(f"{ADMIN}/platformconnection/add/").status_code == 403
