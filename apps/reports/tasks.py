@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 
-@shared_task(acks_late=True, time_limit=900, soft_time_limit=840)
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
 def reports_refresh(*, org_id: int) -> dict:
     """Recompute what changed in one organisation since the last refresh."""
     from apps.reports import services
@@ -31,18 +31,27 @@ def reports_refresh_all_orgs() -> int:
     return len(org_ids)
 
 
-@shared_task(acks_late=True, time_limit=3600)
-def reports_rebuild_recent(*, org_id: int | None = None) -> int:
-    """Nightly safety net: rebuild the last ``REPORTS_REBUILD_RECENT_DAYS`` days of every
-    organisation (or one) from the raw rows, repairing anything a lost mark missed."""
+@shared_task
+def reports_rebuild_recent_all_orgs() -> int:
+    """Nightly safety net: one ``reports_rebuild_recent`` per organisation."""
+    from apps.orgs.models import Organization
+
+    org_ids = list(Organization.objects.values_list("id", flat=True))
+    for org_id in org_ids:
+        reports_rebuild_recent.apply_async(kwargs={"org_id": org_id}, expires=6 * 3600)
+    return len(org_ids)
+
+
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
+def reports_rebuild_recent(*, org_id: int) -> dict:
+    """Rebuild the last ``REPORTS_REBUILD_RECENT_DAYS`` days of one organisation from the raw
+    rows, repairing anything a lost mark missed."""
     from apps.orgs.models import Organization
     from apps.reports import services
 
-    orgs = Organization.objects.all() if org_id is None else Organization.objects.filter(pk=org_id)
-    count = 0
-    for org in orgs:
-        today = services.local_day(org, timezone.now())
-        start = today - dt.timedelta(days=settings.REPORTS_REBUILD_RECENT_DAYS - 1)
-        services.range_rebuild(org=org, start=start, end=today)
-        count += 1
-    return count
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:
+        return {}
+    today = services.local_day(org, timezone.now())
+    start = today - dt.timedelta(days=settings.REPORTS_REBUILD_RECENT_DAYS - 1)
+    return services.range_rebuild(org=org, start=start, end=today)

@@ -284,7 +284,7 @@ CELERY_BEAT_SCHEDULE["reports-refresh"] = {
     "options": {"expires": max(1, env.int("REPORTS_REFRESH_SECONDS", default=60) - 5)},
 }
 CELERY_BEAT_SCHEDULE["reports-rebuild-recent"] = {
-    "task": "apps.reports.tasks.reports_rebuild_recent",
+    "task": "apps.reports.tasks.reports_rebuild_recent_all_orgs",
     "schedule": 86400.0,
     "options": {"expires": 3600},
 }

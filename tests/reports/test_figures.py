@@ -309,3 +309,16 @@ def test_a_lost_refresh_task_is_enqueued_again(org, built, refresh, monkeypatch)
     refresh()
     assert services.dirty_orgs_list() == []
     assert selectors.overview_report(_filter(org))["summary"]["inbound_messages"] == 9
+
+
+def test_nightly_rebuild_task_twice_gives_the_same_figures(org, built, settings):
+    import time_machine
+
+    from apps.reports import tasks
+
+    before = _snapshot(org)
+    settings.REPORTS_REBUILD_RECENT_DAYS = 2
+    with time_machine.travel(history.at(23), tick=False):
+        assert tasks.reports_rebuild_recent_all_orgs() >= 1
+        tasks.reports_rebuild_recent_all_orgs()
+    assert _snapshot(org) == before
