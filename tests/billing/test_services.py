@@ -342,13 +342,17 @@ def test_user_budget_limits_only_that_user(org, price, make_member):
 
 
 def test_account_budget_limits_only_that_account(org, price):
+    from tests.wechat_accounts.factories import WeChatAccountFactory
+
+    # The budget's account must be one of the organisation's (issue 18).
+    account, other = WeChatAccountFactory(org=org), WeChatAccountFactory(org=org)
     services.budget_create(
-        org=org, scope=Budget.Scope.ACCOUNT, wechat_account_id=7, token_limit=150
+        org=org, scope=Budget.Scope.ACCOUNT, wechat_account_id=account.id, token_limit=150
     )
-    _reserve(org, "a1", wechat_account_id=7)
+    _reserve(org, "a1", wechat_account_id=account.id)
     with pytest.raises(services.BudgetExceeded):
-        _reserve(org, "a2", wechat_account_id=7)
-    _reserve(org, "other", wechat_account_id=8)
+        _reserve(org, "a2", wechat_account_id=account.id)
+    _reserve(org, "other", wechat_account_id=other.id)
     _reserve(org, "none")
 
 
