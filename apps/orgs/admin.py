@@ -173,6 +173,27 @@ class InvitationAdmin(OrgScopedAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class InvitationForm(form):
+            def clean(self):
+                # The service's rules as form errors (a page, not a crash).
+                cleaned = super().clean()
+                org, email = cleaned.get("org"), (cleaned.get("email") or "").strip()
+                if (
+                    org
+                    and email
+                    and Membership.objects.filter(org=org, user__email__iexact=email).exists()
+                ):
+                    self.add_error("email", _("This person is already a member."))
+                actor = Membership.objects.filter(org=org, user=request.user).first()
+                if cleaned.get("role") == "owner" and actor and actor.role != "owner":
+                    self.add_error("role", _("Only an owner can invite another owner."))
+                return cleaned
+
+        return InvitationForm
+
     def save_model(self, request, obj, form, change):
         actor = Membership.objects.filter(org_id=obj.org_id, user=request.user).first()
         if actor is None:

@@ -396,3 +396,23 @@ def test_campaign_targets_are_picked_by_search_within_the_organisation(client, o
     assert field.clean([str(ours.pk)]) == [ours.pk]
     with pytest.raises(ValidationError):  # another organisation's contact is no choice
         field.clean([str(theirs.pk)])
+
+
+def test_inviting_an_existing_member_is_a_form_error(client, org):
+    admin_user = login(client, Role.ADMIN, org)
+    response = client.post(
+        reverse("admin:orgs_invitation_add"),
+        {"org": org.id, "email": admin_user.email, "role": "agent"},
+    )
+    assert response.status_code == 200
+    assert "email" in response.context["adminform"].form.errors
+    response = client.post(
+        reverse("admin:orgs_invitation_add"),
+        {"org": org.id, "email": "new.person@example.com", "role": "owner"},
+    )
+    assert response.status_code == 200  # an admin cannot invite an owner
+    response = client.post(
+        reverse("admin:orgs_invitation_add"),
+        {"org": org.id, "email": "new.person@example.com", "role": "agent"},
+    )
+    assert response.status_code == 302
