@@ -22,6 +22,15 @@ for domain in django djangojs; do
   else
     msgcat --use-first -o "$tmp" "${fragments[@]}"
   fi
+  if [ -f "$main" ]; then
+    # Keep the main catalogue's header (plural forms, charset): msgcat takes the first file's.
+    python3 - "$main" "$tmp" <<'PY'
+import re, sys
+main, merged = (open(p, encoding="utf-8").read() for p in sys.argv[1:3])
+header = re.compile(r'\A(?:#[^\n]*\n)*msgid ""\nmsgstr ""\n(?:"[^\n]*"\n)*')
+open(sys.argv[2], "w", encoding="utf-8").write(header.sub(lambda _: header.match(main).group(0), merged, count=1))
+PY
+  fi
   msgfmt --check-format -o "$dir/$domain.mo" "$tmp"
   if [ "$fold" = "--fold" ]; then cp "$tmp" "$main"; fi
   rm -f "$tmp"
