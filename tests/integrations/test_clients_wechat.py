@@ -51,7 +51,7 @@ def test_gewe_token_and_qr_login_state_machine(fresh_sims, records):
 
     qr = client.get_login_qr()
     assert qr.device_id.startswith("wx_") and len(qr.device_id) == 24
-    assert qr.qr_image.startswith("data:image/jpg;base64,")
+    assert qr.qr_image.startswith("data:image/png;base64,")
     assert qr.qr_data.startswith("http://weixin.qq.com/x/")
     assert client.check_login(qr.device_id, qr.uuid).state == "waiting"
     time.sleep(0.25)
