@@ -37,6 +37,25 @@ CORS_ALLOW_HEADERS = (
     "x-requested-with",
 )
 CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
+# ops: Content-Security-Policy (django-csp; apps/core/csp.py makes /workspace/ stricter). No
+# script, style, font or connection to another origin; images may come from https (WeChat's
+# avatar CDN). 'unsafe-inline'/'unsafe-eval' for scripts only because the admin theme runs
+# Alpine.js and Django's admin and Swagger UI keep inline scripts; the workspace has neither.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'unsafe-inline'", "'unsafe-eval'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:", "https:"],
+        "media-src": ["'self'", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    }
+}
 # The absolute origin the platforms post webhooks to (the connection's webhook_url is built on it).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
@@ -76,6 +95,7 @@ INSTALLED_APPS = [
     "channels",
     "django_celery_beat",
     "corsheaders",
+    "csp",
     *PROJECT_APPS,
 ]
 
@@ -84,6 +104,8 @@ MIDDLEWARE = [
     "apps.core.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    # ops: Content-Security-Policy on every response (apps/core/csp.py; policy below).
+    "apps.core.csp.ProjectCSPMiddleware",
     # monitoring: HTTP request counts and latency for /metrics (kept in Redis).
     "apps.monitoring.prometheus.PrometheusRequestMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
