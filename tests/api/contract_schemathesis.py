@@ -1,6 +1,12 @@
 """Schemathesis over /api/schema/ with every built-in check (``--checks all``): no 5xx and no
 answer that contradicts the schema (issue 18).
 
+Not part of ``make test`` yet (the file name keeps pytest from collecting it): on the shared
+two-core machine the run did not finish within eight minutes, past the five-minute budget.
+Run it by hand against the test database:
+
+    .venv/bin/python -m pytest tests/api/contract_schemathesis.py
+
 Each operation gets a bounded number of examples (``SCHEMATHESIS_MAX_EXAMPLES``, default 3) so
 the whole run stays well under five minutes; the requests go through the WSGI application of
 the test database as an organisation owner with a few rows to find.
@@ -90,15 +96,6 @@ def owner_headers(org, db):
     return {"Authorization": f"Bearer {access}", "X-Organization": str(org.pk)}
 
 
-# Opt-in for now: on the shared two-core machine the run did not finish within eight minutes
-# (most of it waiting, not computing), past the five-minute budget; see the issue 18 report.
-run_contract = pytest.mark.skipif(
-    os.environ.get("SCHEMATHESIS_RUN") != "1",
-    reason="contract run is opt-in: SCHEMATHESIS_RUN=1 (slow; see the module docstring)",
-)
-
-
-@run_contract
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
