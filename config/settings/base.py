@@ -481,6 +481,8 @@ USE_TZ = True
 # --- Console: the admin with django-unfold (issue 15; apps.core.admin_site, navigation) ---------
 # The sidebar (grouped by task, filtered by role) is apps.core.navigation.NAVIGATION: add items
 # there. The home page (dashboard) is built by apps.console.dashboard.
+# The home page's live cards view (top layer; the admin site in the kernel knows only this path).
+CONSOLE_DASHBOARD_CARDS_VIEW = "apps.console.dashboard.dashboard_cards_view"
 UNFOLD = {
     "SITE_TITLE": _("AI Sales Assistant"),
     "SITE_HEADER": _("AI Sales Assistant"),
