@@ -99,3 +99,15 @@ def pytest_generate_tests(metafunc):
     if "cross_org_case" in metafunc.fixturenames:
         cases = metafunc.cls.cross_org_cases
         metafunc.parametrize("cross_org_case", cases, ids=[url for url, _make in cases])
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager_matches_settings():
+    """Every test starts with Celery's eager flag equal to the settings' (a live test that
+    switched it off must not leave later tests queueing to a broker nobody reads)."""
+    from django.conf import settings as django_settings
+
+    from config.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = django_settings.CELERY_TASK_ALWAYS_EAGER
+    yield

@@ -163,8 +163,11 @@ def workers():
 
 @pytest.fixture
 def not_eager(settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    # Read Celery's value before touching Django's setting: Celery reads its configuration from
+    # Django's settings lazily, so reading it afterwards would "restore" False for every later
+    # test (eager tests then left their tasks on the broker).
     previous = celery_app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.task_always_eager = False
     yield
     celery_app.conf.task_always_eager = previous
