@@ -66,8 +66,7 @@ class AccountAIAppInline(TabularInline):
     extra = 0
     verbose_name = _("AI app (failover order)")
     verbose_name_plural = _(
-        "AI apps in failover order (empty: the organisation's default app, then its failover "
-        "list)"
+        "AI apps in failover order (empty: the organisation's default app, then its failover list)"
     )
 
 
