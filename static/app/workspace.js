@@ -425,6 +425,8 @@ function threadItems() {
 }
 
 function renderThread({ keepScroll = false, toBottom = false } = {}) {
+  // While a thread loads, live messages are kept and shown with the fetched ones, never alone.
+  if (state.threadLoading && state.threadLoading === state.current) return;
   const box = $("ws-messages");
   const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   const fromBottom = box.scrollHeight - box.scrollTop;
@@ -521,6 +523,7 @@ async function openConversation(id, { pushHistory = true } = {}) {
   state.viewers = new Map();
   state.aiStatus = null;
   state.olderUrl = null;
+  state.threadLoading = id; // live messages wait in state.messages until the thread is fetched
   $("ws-thread-placeholder").hidden = true;
   $("ws-thread-inner").hidden = false;
   $("ws-bubbles").replaceChildren();
@@ -533,8 +536,9 @@ async function openConversation(id, { pushHistory = true } = {}) {
       api(`conversations/${id}/notes/`),
     ]);
     if (state.current !== id) return;
+    state.threadLoading = null;
     state.conversation = conversation;
-    for (const m of page.results) state.messages.set(m.id, { ...m, conversation_id: id });
+    for (const m of page.results) upsertMessage({ ...m, conversation_id: id }); // a newer live copy wins
     for (const n of notes) state.notes.set(n.id, n);
     state.olderUrl = page.next;
     renderHeader();
@@ -545,6 +549,7 @@ async function openConversation(id, { pushHistory = true } = {}) {
     loadCustomer(id);
     loadDrafts(id);
   } catch (err) {
+    if (state.threadLoading === id) state.threadLoading = null;
     if (err.status === 404) {
       toast(_("This conversation is not available to you."), { kind: "error" });
       closeThread();

@@ -151,6 +151,7 @@ def test_live_message_ai_reply_handoff_takeover_and_back(daphne, workers, loop, 
             assert "wxid_" not in row.inner_text()
             row.click()
             page.locator("#ws-bubbles .ws-from-ai").first.wait_for(timeout=30000)
+            # The thread is never shown half-loaded: with the AI answer, the question is there.
             assert "你好，请问门店几点关门？" in bubbles(page)
             assert "echo: 你好，请问门店几点关门？" in bubbles(page)
             page.screenshot(path=str(SHOTS / "01-ai-answered.png"))
