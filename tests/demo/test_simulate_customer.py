@@ -5,7 +5,6 @@ AI answer comes back in the same request."""
 
 from __future__ import annotations
 
-import os
 import time
 from io import StringIO
 
@@ -13,6 +12,7 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 from django.test import Client
+from pytest_django.live_server_helper import LiveServer
 
 from apps.conversations.models import Conversation, Message
 from apps.conversations.simulate import customer_message_simulate, simulator_account_sync
@@ -25,19 +25,21 @@ from tests.conversations.helpers import ai_app, gewe_connection, gewe_login
 from tests.orgs.factories import MembershipFactory
 from tests.wechat_accounts.factories import WeChatAccountFactory
 
-# Known defect, left open: after the browser tests have started pytest-django's session live
-# server, these tests wait in vain for the answer in full runs (they pass alone and in the live
-# README walkthrough test, tests/integration/test_demo_walkthrough.py, which covers the same flow).
-pytestmark = pytest.mark.skipif(
-    os.environ.get("CI") == "true",
-    reason="order-dependent in full runs after the browser tests' live server; see module note",
-)
+
+@pytest.fixture(scope="module")
+def own_server():
+    """A live server of this module's own. The session-wide ``live_server`` is shared with the
+    browser and media tests; in full CI runs these tests waited in vain for answers through it
+    after those tests had used it, so the webhooks here go to a server nothing else touches."""
+    server = LiveServer("localhost")
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def loop(transactional_db, simulators_clean, live_server, settings, org):
+def loop(transactional_db, simulators_clean, own_server, settings, org):
     """A logged-in account on the GeWe simulator whose webhooks reach the live server."""
-    settings.PUBLIC_BASE_URL = live_server.url
+    settings.PUBLIC_BASE_URL = own_server.url
     settings.WECHAT_SEND_DELAY_SCALE = 0
     settings.CONVERSATION_MERGE_WINDOW_SECONDS = 0
     connection = gewe_connection(org, simulators_clean)
@@ -149,7 +151,7 @@ def test_another_organisations_account_is_not_found(loop, org, other_org):
         customer_message_simulate(org=org, text="hi", account=theirs.pk)
 
 
-def test_console_page_sends_and_shows_the_answer(loop, org, live_server):
+def test_console_page_sends_and_shows_the_answer(loop, org):
     agent = UserFactory(default_org=org)
     MembershipFactory(org=org, user=agent, role=Role.AGENT)
     client = Client()
