@@ -22,13 +22,13 @@ from apps.core.admin import OrgScopedAdmin
 from apps.core.console import console_membership
 from apps.core.exceptions import ApplicationError
 from apps.core.money import format_money
-from apps.orgs.models import Role, role_at_least
+from apps.orgs.models import Role
 from apps.reports import exports, selectors
 from apps.reports.formatting import duration
 from apps.reports.models import DailyStat
 from apps.reports.services import local_day
 
-REPORT_ROLES = (Role.AGENT, Role.MANAGER, Role.ADMIN, Role.OWNER)
+REPORT_ROLES = (Role.VIEWER, Role.AGENT, Role.MANAGER, Role.ADMIN, Role.OWNER)
 SPANS = (7, 30, 90)
 COLORS = {
     "inbound": "#3b82f6",
@@ -230,7 +230,7 @@ class ReportsAdmin(OrgScopedAdmin):
         membership = console_membership(request)
         if membership is None:
             raise PermissionDenied
-        own_only = not role_at_least(membership.role, Role.MANAGER)
+        own_only = membership.role == Role.AGENT
         params = {
             "start": _date(request.GET.get("start")),
             "end": _date(request.GET.get("end")),

@@ -669,14 +669,15 @@ def report_filter_build(
 ) -> ReportFilter:
     """The filter of one report request. Agents only ever get their own figures (any other
     ``agent`` is replaced by their own id; SOP figures of the accounts they own); managers and
-    above the organisation's. Ids of another organisation are refused like unknown ones."""
+    above, and viewers (everything read-only), the organisation's. Ids of another organisation are
+    refused like unknown ones."""
     from django.utils import timezone
     from django.utils.translation import gettext as _
 
     from apps.conversations.models import Label
     from apps.core.exceptions import ApplicationError
     from apps.integrations.models import AIApp
-    from apps.orgs.models import Membership, Role, role_at_least
+    from apps.orgs.models import Membership, Role
     from apps.reports.services import local_day
     from apps.wechat_accounts.models import WeChatAccount
 
@@ -695,7 +696,7 @@ def report_filter_build(
     end = end or local_day(org, timezone.now())
     start = start or end - dt.timedelta(days=29)
     extra = {}
-    if not role_at_least(role, Role.MANAGER):
+    if role == Role.AGENT:
         agent = user_id
         extra["account_ids"] = list(
             WeChatAccount.objects.filter(org=org, owner_id=user_id).values_list("id", flat=True)
@@ -737,14 +738,12 @@ def filter_options(f: ReportFilter, *, own_only: bool) -> dict:
 
 def dashboard_block(*, org: Organization, user_id: int, role: str, days: int = 7) -> dict | None:
     """The home dashboard's reports card: the last ``days`` days (agents: their own figures;
-    viewers: nothing)."""
+    everyone else: the organisation's)."""
     from django.urls import reverse
 
-    from apps.orgs.models import Role, role_at_least
+    from apps.orgs.models import Role
     from apps.reports.formatting import duration
 
-    if not role_at_least(role, Role.AGENT):
-        return None
     f = report_filter_build(org=org, role=role, user_id=user_id)
     f = ReportFilter(
         org=f.org,
@@ -766,6 +765,6 @@ def dashboard_block(*, org: Organization, user_id: int, role: str, days: int = 7
         "handoff_wait_p50": data["handoff_wait_p50"],
         "handoff_wait_text": duration(data["handoff_wait_p50"]),
         "total_cost": data["total_cost"],
-        "own_only": not role_at_least(role, Role.MANAGER),
+        "own_only": role == Role.AGENT,
         "link": reverse("admin:reports_dailystat_changelist") + f"?span={days}",
     }

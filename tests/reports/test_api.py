@@ -65,9 +65,15 @@ def test_an_agent_sees_sop_figures_of_their_own_accounts_only(org, built):
     assert mine["summary"]["sent"] == 2
 
 
-def test_viewers_get_no_reports(org, built, make_member):
+def test_viewers_read_the_organisations_figures(org, built, make_member):
     viewer = make_member(Role.VIEWER)
-    assert client_for(viewer, org).get("/api/v1/reports/overview/").status_code == 403
+    client = client_for(viewer, org)
+    viewed = client.get("/api/v1/reports/overview/", RANGE)
+    managed = client_for(built.manager, org).get("/api/v1/reports/overview/", RANGE)
+    assert viewed.status_code == 200
+    assert viewed.json()["summary"] == managed.json()["summary"]
+    rows = client.get("/api/v1/reports/agents/", RANGE).json()["rows"]
+    assert {r["agent"] for r in rows} >= {"Agent One", "Agent Two"}
 
 
 def test_anonymous_requests_are_refused(anon_client):

@@ -12,9 +12,10 @@ from apps.reports.api import serializers as s
 
 
 class _ReportView(OrgScopedAPIView):
-    """Agents get their own figures, managers and above the organisation's; viewers none."""
+    """Agents get their own figures; managers and above, and viewers (read-only members), the
+    organisation's."""
 
-    read_role = Role.AGENT
+    read_role = Role.VIEWER
     report: str = ""
 
     def report_data(self, request) -> dict:
