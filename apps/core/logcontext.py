@@ -89,14 +89,30 @@ class RequestContextMiddleware:
         return None
 
 
+# Task keyword arguments that name what a task is about (tasks take ids, STYLE.md).
+TASK_ID_KWARGS = {"org_id": "org_id", "conversation_id": "conversation_id", "account_id": "account_id"}
+
+
+def task_ids(kwargs: dict | None) -> dict:
+    """The organisation, conversation and account a task's keyword arguments name (plain ids
+    only: anything else a caller passed is not logged)."""
+    found = {}
+    for argument, field in TASK_ID_KWARGS.items():
+        value = (kwargs or {}).get(argument)
+        if isinstance(value, int) and not isinstance(value, bool):
+            found[field] = value
+    return found
+
+
 def connect_celery_signals() -> None:
-    """Each task runs in a fresh context carrying its task id (and the caller's request id when
-    the task was sent from a request)."""
+    """Each task runs in a fresh context carrying its task id, the caller's request id when the
+    task was sent from a request, and the organisation, conversation and account its keyword
+    arguments name."""
     from celery import signals
 
-    def _before(task_id=None, task=None, **_kwargs):
+    def _before(task_id=None, task=None, kwargs=None, **_kwargs):
         headers = getattr(getattr(task, "request", None), "headers", None) or {}
-        reset(task_id=task_id, request_id=headers.get("request_id"))
+        reset(task_id=task_id, request_id=headers.get("request_id"), **task_ids(kwargs))
 
     def _after(**_kwargs):
         _context.set(None)

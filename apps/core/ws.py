@@ -40,7 +40,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from apps.core import realtime, ws_registry
+from apps.core import logcontext, realtime, ws_registry
 from apps.orgs.models import Role, role_at_least
 
 logger = logging.getLogger(__name__)
@@ -153,6 +153,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             k: v[-1] for k, v in parse_qs(self.scope.get("query_string", b"").decode()).items()
         }
 
+        logcontext.reset(request_id=f"ws-{self.conn_id[:16]}")  # this socket's task only
         await self.accept()
         token = self.query.get("token")
         if token:
@@ -225,6 +226,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close_with(CloseCode.FORBIDDEN)
             return
         self.user, self.membership, self.org = user, membership, membership.org
+        logcontext.bind(user_id=user.id, org_id=membership.org_id)
         try:
             await self.authorize()
         except Refused as refused:
