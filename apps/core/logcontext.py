@@ -90,17 +90,17 @@ class RequestContextMiddleware:
 
 
 # Task keyword arguments that name what a task is about (tasks take ids, STYLE.md).
-TASK_ID_KWARGS = {"org_id": "org_id", "conversation_id": "conversation_id", "account_id": "account_id"}
+TASK_ID_KWARGS = ("org_id", "conversation_id", "account_id")
 
 
 def task_ids(kwargs: dict | None) -> dict:
     """The organisation, conversation and account a task's keyword arguments name (plain ids
     only: anything else a caller passed is not logged)."""
     found = {}
-    for argument, field in TASK_ID_KWARGS.items():
+    for argument in TASK_ID_KWARGS:
         value = (kwargs or {}).get(argument)
         if isinstance(value, int) and not isinstance(value, bool):
-            found[field] = value
+            found[argument] = value
     return found
 
 
