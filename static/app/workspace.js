@@ -353,6 +353,8 @@ function senderLabel(m) {
     return state.conversation ? displayName(state.conversation) : _("Customer");
   }
   if (m.sender_kind === "agent") return m.sender_user_name || memberName(m.sender_user_id ?? m.sender_user);
+  const appName = m.sender_kind === "ai" ? (config.ai_apps || {})[String(m.ai_app_id ?? m.ai_app ?? "")] : null;
+  if (appName) return fmt("AI · %(app)s", { app: appName }); // which app answered (failover)
   return (SENDER[m.sender_kind] || (() => m.sender_kind))();
 }
 

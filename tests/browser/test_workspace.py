@@ -154,6 +154,9 @@ def test_live_message_ai_reply_handoff_takeover_and_back(daphne, workers, loop, 
             # The thread is never shown half-loaded: with the AI answer, the question is there.
             assert "你好，请问门店几点关门？" in bubbles(page)
             assert "echo: 你好，请问门店几点关门？" in bubbles(page)
+            # The reply says which AI app answered (failover may switch apps).
+            ai_head = page.locator("#ws-bubbles .ws-from-ai .ws-sender").first.inner_text()
+            assert ai_head == "AI · Sales AI"
             page.screenshot(path=str(SHOTS / "01-ai-answered.png"))
 
             # "我要转人工": badge, banner and a toast on the open page.

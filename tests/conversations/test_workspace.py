@@ -9,6 +9,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.conversations.models import Conversation, Message
 from apps.orgs.models import Role
+from tests.integrations.factories import AIAppFactory
 from tests.wechat_accounts.factories import ContactFactory, WeChatAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +56,13 @@ def test_page_renders_for_a_member_with_its_config(org, make_member):
     assert config["org"]["id"] == org.id and config["can_write"] is True
     assert b'id="workspace-config"' in response.content
     assert b"app/workspace.js" in response.content and b"app/live.js" not in response.content
+
+
+def test_page_config_names_the_orgs_ai_apps_only(org, other_org, make_member):
+    ours = AIAppFactory(org=org, name="售前助手")
+    AIAppFactory(org=other_org, name="别家助手")
+    response = session_client(make_member(Role.AGENT)).get("/workspace/")
+    assert response.context["config"]["ai_apps"] == {str(ours.pk): "售前助手"}
 
 
 def test_ws_token_is_short_lived_and_names_the_org(org, make_member, settings):

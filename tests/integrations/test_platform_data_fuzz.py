@@ -23,6 +23,7 @@ from apps.integrations.clients.wechat import (
     ContactList,
     Label,
     LoginStatus,
+    sent_message,
 )
 from apps.integrations.clients.wechat import (
     GroupMember as PlatformMember,
@@ -111,6 +112,29 @@ def test_helpers_never_raise_and_respect_limits():
         assert when is None or 2000 <= when.year <= 2100
         assert pd.enum(value, ["a", "b"], "a", field="f") in ("a", "b")
         assert all(len(i) <= 64 for i in pd.id_list(value, 64, field="f"))
+
+
+def test_send_answers_with_fuzzed_fields_never_raise():
+    """The platform accepted the message when its answer arrives: an odd id or time in it must
+    not make the send look failed (it would be sent again). Shared by GeWe and E云管家."""
+    rng = random.Random(SEED)
+    values = nasty_values(rng, 200)
+    for i, value in enumerate(values):
+        data = {
+            "toWxid": values[(i + 1) % len(values)],
+            "msgId": value,
+            "newMsgId": values[(i + 2) % len(values)],
+            "createTime": values[(i + 3) % len(values)],
+        }
+        sent = sent_message("send_text", data, to=CUSTOMER, to_key="toWxid")
+        assert sent.to and len(sent.to) <= 128
+        assert len(sent.msg_id) <= 64 and len(sent.new_msg_id) <= 64
+        assert isinstance(sent.create_time, int)
+    # A 64-bit id that arrived as a float lost its precision: dropped, not raised.
+    assert sent_message("x", {"newMsgId": 1e18, "msgId": 7}, to="w", to_key="wcId").msg_id == "7"
+    assert sent_message("x", {"newMsgId": 1e18}, to="w", to_key="wcId").new_msg_id == ""
+    exact = sent_message("x", {"newMsgId": 2**63 - 1}, to="w", to_key="toWxid")
+    assert exact.new_msg_id == str(2**63 - 1)
 
 
 def test_dropped_and_cut_values_are_counted():

@@ -23,6 +23,7 @@ from apps.conversations import selectors
 from apps.conversations.models import Conversation, Label, Message
 from apps.conversations.org_prefs import sees_all
 from apps.core.tenancy import resolve_membership
+from apps.integrations.models import AIApp
 from apps.orgs.models import Membership, Role, role_at_least
 from apps.wechat_accounts.models import WeChatAccount
 
@@ -75,6 +76,11 @@ def index(request, conversation_id: int | None = None):
     accounts = list(
         WeChatAccount.objects.filter(org=org).order_by("name").values("id", "name")[:200]
     )
+    # The AI apps by name, so a reply says which app answered (failover may switch apps).
+    ai_apps = {
+        str(pk): name
+        for pk, name in AIApp.objects.filter(org=org).order_by("id").values_list("id", "name")[:200]
+    }
     labels = list(
         Label.objects.filter(org=org).order_by("name").values_list("name", flat=True)[:200]
     )
@@ -91,6 +97,7 @@ def index(request, conversation_id: int | None = None):
         "members": members,
         "accounts": accounts,
         "labels_all": labels,
+        "ai_apps": ai_apps,
         "urls": {
             "api": "/api/v1/",
             "ws": "/ws/chat/",

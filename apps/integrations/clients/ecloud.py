@@ -35,6 +35,7 @@ from .wechat import (
     WeChatPlatformClient,
     chunks,
     id_str,
+    sent_message,
 )
 
 CONTACT_BATCH = 20
@@ -210,15 +211,7 @@ class ECloudClient(WeChatPlatformClient):
         data = self._post(
             operation, path, {"wId": device_id, "wcId": to, **extra}, idempotent=False
         )
-        if not isinstance(data, dict):
-            raise BadResponse(f"{operation}: no data in answer")
-        return SentMessage(
-            to=data.get("wcId") or to,
-            msg_id=id_str(data.get("msgId")),
-            new_msg_id=id_str(data.get("newMsgId")),
-            create_time=int(data.get("createTime") or 0),
-            raw=data,
-        )
+        return sent_message(operation, data, to=to, to_key="wcId")
 
     def send_text(
         self, device_id: str, to: str, text: str, at: Sequence[str] | None = None

@@ -35,6 +35,7 @@ from .wechat import (
     WeChatPlatformClient,
     chunks,
     id_str,
+    sent_message,
 )
 
 BRIEF_BATCH = 100
@@ -220,15 +221,7 @@ class GeWeClient(WeChatPlatformClient):
         data = self._post(
             operation, path, {"appId": device_id, "toWxid": to, **extra}, idempotent=False
         )
-        if not isinstance(data, dict):
-            raise BadResponse(f"{operation}: no data in answer")
-        return SentMessage(
-            to=data.get("toWxid") or to,
-            msg_id=id_str(data.get("msgId")),
-            new_msg_id=id_str(data.get("newMsgId")),
-            create_time=int(data.get("createTime") or 0),
-            raw=data,
-        )
+        return sent_message(operation, data, to=to, to_key="toWxid")
 
     def send_text(
         self, device_id: str, to: str, text: str, at: Sequence[str] | None = None

@@ -14,8 +14,10 @@ from typing import Any
 
 import requests
 
+from apps.integrations import platform_data
+
 from .base import HttpClient
-from .errors import IntegrationError, NotSupported
+from .errors import BadResponse, IntegrationError, NotSupported
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,25 @@ def id_str(value: Any) -> str:
     if isinstance(value, float):
         raise ValueError("id arrived as a float; precision already lost")
     return str(value)
+
+
+def sent_message(operation: str, data: Any, *, to: str, to_key: str) -> SentMessage:
+    """A send's answer, shared by GeWe and E云管家. The platform has already accepted the message
+    here, so its answer is data: an id that cannot be one (a float that lost precision, a list,
+    an over-long value) is dropped and counted, and an odd ``createTime`` reads as 0, instead of
+    raising and making a delivered message look failed (and be sent again)."""
+    if not isinstance(data, dict):
+        raise BadResponse(f"{operation}: no data in answer")
+    created = data.get("createTime")
+    return SentMessage(
+        to=platform_data.ident(data.get(to_key), 128, field="send.to") or to,
+        msg_id=platform_data.ident(data.get("msgId"), 64, field="send.msg_id"),
+        new_msg_id=platform_data.ident(data.get("newMsgId"), 64, field="send.new_msg_id"),
+        create_time=created
+        if isinstance(created, int) and not isinstance(created, bool) and 0 <= created < 2**40
+        else 0,
+        raw=data,
+    )
 
 
 def chunks(items: Sequence[str], size: int) -> list[list[str]]:
