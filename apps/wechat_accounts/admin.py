@@ -16,9 +16,11 @@ from unfold.admin import TabularInline
 
 from apps.core.admin import EVERYONE, MANAGERS, OrgScopedAdmin, request_role
 from apps.core.exceptions import ApplicationError
+from apps.media.services import media_file_create
 from apps.orgs.models import Role
 from apps.orgs.org_settings import StringListField
 from apps.wechat_accounts import send_policy, services
+from apps.wechat_accounts.admin_forms import MomentPostForm
 from apps.wechat_accounts.models import (
     AccountAIApp,
     AccountStatusEvent,
@@ -307,7 +309,23 @@ class TagAdmin(OrgScopedAdmin):
 
 @admin.register(MomentPost)
 class MomentPostAdmin(OrgScopedAdmin):
+    form = MomentPostForm
     edit_roles = MANAGERS
+    fieldsets = [
+        (None, {"fields": ["account", "text", "scheduled_at"]}),
+        (_("Images"), {"fields": ["image_urls", "image_uploads"]}),
+        (_("Link"), {"fields": ["link_title", "link_url", "link_description", "link_thumb_url"]}),
+        (_("Who sees it"), {"fields": ["visibility", "visible_tags"]}),
+    ]
+    result_fieldset = (
+        _("Posting result"),
+        {"fields": ["status", "platform_id", "attempts", "error", "posted_at"]},
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        # The result only exists once the post does.
+        return [*self.fieldsets, self.result_fieldset] if obj else self.fieldsets
+
     list_display = ["__str__", "account", "status", "scheduled_at", "posted_at", "platform_id"]
     list_filter = ["status", "visibility", "account"]
     search_fields = ["text", "platform_id"]
@@ -316,11 +334,18 @@ class MomentPostAdmin(OrgScopedAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
+        uploads = [
+            media_file_create(
+                org=obj.org, content=f, name=f.name, kind="image", created_by=request.user
+            )
+            for f in form.cleaned_data.get("image_uploads") or []
+        ]
         post = services.moment_create(
             org=obj.org,
             account=obj.account,
             text=obj.text,
             images=obj.images,
+            image_media=uploads,
             link=obj.link,
             visibility=obj.visibility,
             scheduled_at=obj.scheduled_at,

@@ -125,3 +125,23 @@ def test_admin_speaks_simplified_chinese(live_server, org):
         assert "AI 销售助手" in page.inner_text("body")
         page.goto(f"{live_server.url}/admin/billing/costledger/usage/")
         assert "用量" in page.inner_text("body")
+
+
+def test_the_moment_form_is_fields_in_chinese_not_json(live_server, org):
+    manager = UserFactory(email="manager4@example.com", is_staff=True, default_org=org)
+    MembershipFactory(org=org, user=manager, role=Role.MANAGER)
+    WeChatAccountFactory(org=org, name="销售一号")
+
+    with browser_page("zh-hans") as page:
+        _login(page, live_server, manager)
+        page.goto(f"{live_server.url}/admin/wechat_accounts/momentpost/add/")
+        page.wait_for_load_state("networkidle")
+        body = page.inner_text("body")
+        for label in ("图片地址", "上传图片", "链接标题", "链接地址", "谁可以看"):
+            assert label in body, label
+        assert page.locator("textarea[name=images], textarea[name=link]").count() == 0
+        assert page.locator("input[type=file][name=image_uploads][multiple]").count() == 1
+        screenshots = settings.VAR_DIR / "screenshots"
+        screenshots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshots / "moment_form.png"), full_page=True)
+        assert page.errors == []

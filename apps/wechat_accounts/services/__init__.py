@@ -67,6 +67,7 @@ from apps.wechat_accounts.services.moments import (
     moment_cancel,
     moment_create,
     moment_post,
+    moment_supported_check,
     moments_post_due,
     moments_timeline_refresh,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "moment_cancel",
     "moment_create",
     "moment_post",
+    "moment_supported_check",
     "moments_post_due",
     "moments_timeline_refresh",
     "tag_create",

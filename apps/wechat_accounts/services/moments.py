@@ -56,7 +56,7 @@ def moment_create(
             raise ApplicationError(_("Invalid data."), fields={"image_media": [_("Unknown file.")]})
         media_kind_check(media=media, kind="image")
         images.append(f"{MEDIA_PREFIX}{media.pk}")
-    _check_moment_supported(account, images=images, link=link or {})
+    moment_supported_check(account, images=images, link=link or {})
     post = MomentPost(
         org=org,
         account=account,
@@ -87,7 +87,7 @@ def _moment_kind(*, images: list, link: dict) -> str:
     return "image" if images else "link" if link else "text"
 
 
-def _check_moment_supported(account: WeChatAccount, *, images: list, link: dict) -> None:
+def moment_supported_check(account: WeChatAccount, *, images: list, link: dict) -> None:
     kind = _moment_kind(images=images, link=link)
     client = client_for_account(account)
     if kind not in client.moment_kinds:
