@@ -129,7 +129,38 @@ def scope_formfield(field, request):
 
 class OrgScopedInlineMixin:
     """Inlines of an ``OrgScopedAdmin`` (applied to every inline automatically): foreign-key and
-    many-to-many choices of the active organisation only."""
+    many-to-many choices of the active organisation only, and the parent page's role policy for
+    viewing, adding, changing and deleting rows. (Django's default asks for model permissions,
+    which members never hold: managers saw no SOP steps to edit.) An inline class that defines a
+    permission method of its own keeps it."""
+
+    def _parent_admin(self):
+        return self.admin_site._registry.get(self.parent_model)
+
+    def _defines(self, name: str) -> bool:
+        for klass in type(self).__mro__[1:]:
+            if klass is OrgScopedInlineMixin or name not in vars(klass):
+                continue
+            return not klass.__module__.startswith(("django.", "unfold."))
+        return False
+
+    def _by_parent(self, name: str, request, obj, parent_check: str) -> bool:
+        parent = self._parent_admin()
+        if request.user.is_superuser or parent is None or self._defines(name):
+            return getattr(super(), name)(request, obj)
+        return getattr(parent, parent_check)(request, obj)
+
+    def has_view_permission(self, request, obj=None):
+        return self._by_parent("has_view_permission", request, obj, "has_view_permission")
+
+    def has_add_permission(self, request, obj=None):
+        return self._by_parent("has_add_permission", request, obj, "has_change_permission")
+
+    def has_change_permission(self, request, obj=None):
+        return self._by_parent("has_change_permission", request, obj, "has_change_permission")
+
+    def has_delete_permission(self, request, obj=None):
+        return self._by_parent("has_delete_permission", request, obj, "has_change_permission")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         return scope_formfield(
@@ -192,12 +223,12 @@ class OrgScopedAdmin(UnfoldModelAdmin):
         field = super().formfield_for_manytomany(db_field, request, **kwargs)
         return scope_formfield(field, request)
 
-    def get_inline_instances(self, request, obj=None):
-        inlines = super().get_inline_instances(request, obj)
-        for inline in inlines:
-            if not isinstance(inline, OrgScopedInlineMixin):
-                inline.__class__ = _scoped_inline_class(type(inline))
-        return inlines
+    def get_inlines(self, request, obj):
+        # Wrapped before Django instantiates them and asks their permissions.
+        return [
+            inline if issubclass(inline, OrgScopedInlineMixin) else _scoped_inline_class(inline)
+            for inline in super().get_inlines(request, obj)
+        ]
 
     def get_list_filter(self, request):
         """Non-superusers: no filter by organisation (they see one), and related-field filters

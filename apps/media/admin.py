@@ -1,13 +1,59 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget
 
-from apps.core.admin import OrgScopedAdmin
+from apps.core.admin import EVERYONE, OrgScopedAdmin
+from apps.core.exceptions import ApplicationError
+from apps.media import validation
 from apps.media.models import MediaFile
+from apps.media.services import media_file_create
+from apps.orgs.models import Role
+
+
+class MediaUploadForm(forms.ModelForm):
+    """The console's upload: one file, its kind derived from the sniffed type unless chosen.
+    Checked like an API upload (size, type) before anything is stored."""
+
+    file = forms.FileField(label=_("File"), widget=UnfoldAdminFileFieldWidget)
+    kind = forms.ChoiceField(
+        label=_("kind"),
+        required=False,
+        choices=[("", _("From the file's type"))] + list(MediaFile.Kind.choices),
+        widget=UnfoldAdminSelectWidget,
+    )
+
+    class Meta:
+        model = MediaFile
+        fields = []
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if upload is None:
+            return data
+        try:
+            validation.check_size(upload.size)
+            upload.seek(0)
+            head = upload.read(validation.SNIFF_BYTES)
+            upload.seek(0)
+            sniffed = validation.sniff(head)
+            kind = data.get("kind") or (
+                validation.kind_for(sniffed.content_type) if sniffed else MediaFile.Kind.FILE
+            )
+            validation.check_type(sniffed, kind)
+        except ApplicationError as exc:
+            fields = getattr(exc, "fields", None) or {}
+            messages = [str(m) for ms in fields.values() for m in ms] or [str(exc)]
+            raise ValidationError(messages) from exc
+        data["kind"] = kind
+        return data
 
 
 @admin.register(MediaFile)
@@ -42,11 +88,38 @@ class MediaFileAdmin(OrgScopedAdmin):
     list_select_related = ("org",)
     date_hierarchy = "created_at"
 
-    def has_add_permission(self, request):
-        return False  # files enter through uploads and downloads (validated), not the admin
+    add_roles = tuple(r for r in EVERYONE if r != Role.VIEWER)  # who may upload in the API
+    add_form = MediaUploadForm
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["file", "kind"] if obj is None else list(self.readonly_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
 
     def has_change_permission(self, request, obj=None):
-        return False
+        return False  # a stored file never changes; upload a new one
+
+    def save_model(self, request, obj, form, change):
+        upload = form.cleaned_data["file"]
+        stored = media_file_create(
+            org=obj.org if obj.org_id else self._upload_org(request),
+            content=upload,
+            name=upload.name,
+            kind=form.cleaned_data["kind"],
+            created_by=request.user,
+        )
+        obj.__dict__.update(stored.__dict__)
+
+    def _upload_org(self, request):
+        from apps.orgs.models import Organization
+
+        return Organization.objects.get(pk=self.org_ids(request)[0])
 
     @admin.display(description=_("size"), ordering="size")
     def human_size(self, obj: MediaFile) -> str:

@@ -44,7 +44,8 @@ class SopStepInline(StackedInline):
     ordering = ["order", "id"]
     fieldsets = [
         (None, {"fields": [("order", "kind"), ("delay_days", "delay_hours", "delay_minutes")]}),
-        (None, {"fields": ["send_time", "text", "url", "file_name", "title", "description"]}),
+        (None, {"fields": ["send_time", "text", "media_file", "url", "file_name"]}),
+        (None, {"fields": ["title", "description"]}),
         (None, {"fields": ["ai_prompt", ("condition", "condition_tag")]}),
         (None, {"fields": [("end_action", "end_tag", "end_plan")]}),
     ]

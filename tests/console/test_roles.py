@@ -205,7 +205,11 @@ def test_agent_edits_tags_and_remark_of_a_contact_only(client, org, populated):
     form = page.context["adminform"].form
     assert set(form.fields) <= {"tags", "remark"}
     new_tag = TagFactory(org=org, name="new")
-    response = client.post(url, {"tags": [new_tag.pk], "remark": "Prefers mornings"})
+    data = {"tags": [new_tag.pk], "remark": "Prefers mornings"}
+    for inline in page.context["inline_admin_formsets"]:  # as the browser sends them
+        management = inline.formset.management_form
+        data.update({management.add_prefix(k): v for k, v in management.initial.items()})
+    response = client.post(url, data)
     assert response.status_code == 302
     contact.refresh_from_db()
     assert contact.remark == "Prefers mornings"

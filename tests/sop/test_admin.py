@@ -87,3 +87,19 @@ def test_delivery_csv_export_action(client, staff_manager, plans):
     assert response.status_code == 200
     lines = response.content.decode().splitlines()
     assert len(lines) == 2 and lines[1].split(",")[1] == str(mine.pk)
+
+
+def test_a_step_picks_a_stored_file_of_the_organisation_only(client, staff_manager, plans):
+    from apps.media import services as media_services
+    from tests.media import samples
+
+    ours = media_services.media_file_create(
+        org=plans[0].org, content=samples.png(), name="ours.png"
+    )
+    theirs = media_services.media_file_create(
+        org=plans[1].org, content=samples.png(seed=1), name="theirs.png"
+    )
+    client.force_login(staff_manager)
+    html = client.get(reverse("admin:sop_sopplan_change", args=[plans[0].pk])).content.decode()
+    assert "-media_file\"" in html  # the step form (or the empty one a new step copies)
+    assert f'value="{ours.pk}"' in html and f'value="{theirs.pk}"' not in html
