@@ -33,7 +33,6 @@ def test_staff_see_only_their_orgs_files(client, org, other_org):
     assert client.get(f"/api/v1/media/files/{theirs.pk}/content/").status_code == 404
 
 
-
 def _console(org, role):
     user = UserFactory(default_org=org)
     MembershipFactory(org=org, user=user, role=role)

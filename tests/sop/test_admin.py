@@ -101,5 +101,5 @@ def test_a_step_picks_a_stored_file_of_the_organisation_only(client, staff_manag
     )
     client.force_login(staff_manager)
     html = client.get(reverse("admin:sop_sopplan_change", args=[plans[0].pk])).content.decode()
-    assert "-media_file\"" in html  # the step form (or the empty one a new step copies)
+    assert '-media_file"' in html  # the step form (or the empty one a new step copies)
     assert f'value="{ours.pk}"' in html and f'value="{theirs.pk}"' not in html
