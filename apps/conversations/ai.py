@@ -2,9 +2,10 @@
 
 ``schedule_turn`` enqueues ``ai_turn_run`` with the merge window as countdown. A turn:
 
-1. takes the conversation's Redis lock (one turn per conversation across all workers; the lock
-   expires after ``CONVERSATION_AI_LOCK_SECONDS`` so a killed worker cannot block the chat).
-   A busy lock re-schedules the task after ``CONVERSATION_AI_BUSY_RETRY_SECONDS``;
+1. takes the conversation's Redis lock (one turn per conversation across all workers; a short
+   lock renewed while the turn runs, so a killed worker's lock expires after
+   ``CONVERSATION_AI_LOCK_SECONDS``; ``turn_recovery``). A busy lock re-schedules the task
+   after ``CONVERSATION_AI_BUSY_RETRY_SECONDS``;
 2. reads the customer messages that ask for an answer (``triggers_ai``) newer than
    ``ai_answered_message_id``. In a private chat they are answered together; in a group only
    the oldest asker's consecutive messages are (each member gets their own answer, in order,
@@ -23,8 +24,9 @@
 5. in one transaction: ``auto`` queues the answer in WeChat-sized chunks through the outbound
    pipeline (idempotency keys ``ai:<turn>:<n>``); ``draft`` stores a ``Draft`` for an agent
    (``drafts``); the turn records the app that answered and every app tried, and the
-   conversation's pointer moves. A worker killed before this commit leaves the turn running;
-   the next attempt redoes the call and the keys make a second queueing impossible.
+   conversation's pointer moves. A worker killed before this commit leaves the turn running
+   past its lease (``AITurn.lease_until``); the recovery re-queues it (``turn_recovery``), the
+   next attempt redoes the call and the keys make a second queueing impossible.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -46,6 +49,7 @@ from apps.conversations.services import (
     _locked,
     _maybe_resume_ai,
 )
+from apps.conversations.turn_recovery import renewing, turn_lease_renew
 from apps.core import realtime
 from apps.core.locks import RedisLock
 from apps.core.redis import redis_key
@@ -111,7 +115,8 @@ def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
         )
         return "busy"
     try:
-        outcome = _run_locked(org_id, conversation_id, lock)
+        with renewing(lock):  # a short lock, alive as long as this worker is
+            outcome = _run_locked(org_id, conversation_id, lock)
     finally:
         lock.release()
     if outcome in ("answered", "drafted", "off", "duplicate", "taken_over"):
@@ -151,7 +156,9 @@ def reply_mode_for(conversation: Conversation) -> str:
 
 
 def _finish_turn(turn: AITurn, status: str, **fields: Any) -> None:
-    fields.update(status=status, finished_at=timezone.now(), updated_at=timezone.now())
+    fields.update(
+        status=status, finished_at=timezone.now(), updated_at=timezone.now(), lease_until=None
+    )
     AITurn.objects.filter(pk=turn.pk).update(**fields)
 
 
@@ -224,7 +231,15 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
             ai_answered_message_id=last.pk
         )
         return "duplicate"
-    AITurn.objects.filter(pk=turn.pk).update(attempts=turn.attempts + 1)
+    AITurn.objects.filter(pk=turn.pk).update(
+        attempts=turn.attempts + 1,
+        lease_until=now + timedelta(seconds=settings.CONVERSATION_AI_TURN_LEASE_SECONDS),
+    )
+
+    def heartbeat() -> None:
+        lock.extend()
+        turn_lease_renew(turn.pk)
+
     mode = reply_mode_for(conversation)
     if mode == "off":
         Conversation.objects.filter(pk=conversation.pk, ai_answered_message_id__lt=last.pk).update(
@@ -281,7 +296,7 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
         build_messages=build_messages,
         call=call,
         on_failover=on_failover,
-        heartbeat=lock.extend,
+        heartbeat=heartbeat,
     )
     if outcome.busy:
         # Every slot of the organisation is taken: wait in the queue, never hand off.

@@ -47,5 +47,9 @@ def webhook_event_process(self, *, event_id: int) -> str:
     try:
         return webhooks.webhook_event_process(event_id=event_id)
     except OperationalError as exc:
+        if self.request.retries >= self.max_retries:
+            raise  # the expired claim hands it to the sweep
         countdown = random.uniform(0.1, 0.5) * (2**self.request.retries)
+        # Back on the queue: release the claim so the sweep does not enqueue it a second time.
+        webhooks.webhook_event_release(event_id=event_id)
         raise self.retry(exc=exc, countdown=countdown) from exc

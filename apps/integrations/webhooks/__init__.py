@@ -33,7 +33,9 @@ from apps.integrations.webhooks.gewe import (
     parse_gewe,
 )
 from apps.integrations.webhooks.process import (
+    chat_lock_key,
     webhook_event_process,
+    webhook_event_release,
     webhook_events_requeue_stuck_all_orgs,
 )
 from apps.integrations.webhooks.receive import (
@@ -44,6 +46,7 @@ from apps.integrations.webhooks.receive import (
     dedupe_key_for,
     enqueue_process,
     event_type_of,
+    order_key_for,
     webhook_receive,
 )
 
@@ -68,7 +71,10 @@ __all__ = [
     "is_ping",
     "parse_ecloud",
     "parse_gewe",
+    "chat_lock_key",
+    "order_key_for",
     "webhook_event_process",
+    "webhook_event_release",
     "webhook_events_requeue_stuck_all_orgs",
     "webhook_receive",
 ]
