@@ -165,7 +165,7 @@ def test_a_failed_enqueue_leaves_the_event_to_the_next_sweep(
 
 
 @pytest.mark.django_db
-def test_the_task_releases_its_claim_when_it_retries_and_keeps_it_expired_when_it_gives_up(
+def test_a_retrying_task_keeps_its_claim_until_the_retry_is_due(
     conn, acct, monkeypatch, django_capture_on_commit_callbacks
 ):
     from celery.exceptions import Retry
@@ -179,14 +179,24 @@ def test_the_task_releases_its_claim_when_it_retries_and_keeps_it_expired_when_i
         raise OperationalError("deadlock detected")
 
     monkeypatch.setattr("apps.conversations.services.inbound_message_record", deadlocked)
-    monkeypatch.setattr(
-        tasks.webhook_event_process, "retry", lambda *, exc, countdown: Retry(exc=exc)
-    )
+    countdowns = []
+
+    def retry(*, exc, countdown):
+        countdowns.append(countdown)
+        return Retry(exc=exc)
+
+    monkeypatch.setattr(tasks.webhook_event_process, "retry", retry)
     with pytest.raises(Retry):
         tasks.webhook_event_process.run(event_id=event.pk)
     event.refresh_from_db()
-    assert event.claimed_until is None  # on the queue again: not the sweep's
+    # The retry is due: the sweep leaves the event to it until then, and takes over only if
+    # the retry never comes (lost with a killed worker holding it).
+    assert event.claimed_until > timezone.now()
     assert webhooks.webhook_events_requeue_stuck_all_orgs() == 0
+    later = timezone.now() + timedelta(seconds=countdowns[0] + 1)
+    assert process._claim(event.pk, later) is not None  # the retry takes it
+    WebhookEvent.objects.filter(pk=event.pk).update(claimed_until=timezone.now())
+    assert webhooks.webhook_events_requeue_stuck_all_orgs(now=later) == 1
 
 
 # -- order per chat ----------------------------------------------------------------------------

@@ -52,11 +52,12 @@ def _claim(event_id: int, now: datetime) -> tuple[int, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def webhook_event_release(*, event_id: int) -> None:
-    """Give up the claim without an expired lease (the task re-queued itself: the event is on
-    the queue again and not the sweep's business)."""
+def webhook_event_release(*, event_id: int, countdown: float = 0.0) -> None:
+    """Hand the claim to the task's own retry, due in ``countdown`` seconds: the claim lasts
+    until then (the retry may take it; the sweep only if the retry never comes)."""
+    until = timezone.now() + timedelta(seconds=max(0.0, countdown))
     WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
-        claimed_until=None
+        claimed_until=until
     )
 
 
