@@ -52,7 +52,7 @@ from apps.conversations.services import (
 from apps.conversations.turn_recovery import renewing, turn_lease_renew
 from apps.core import realtime
 from apps.core.locks import RedisLock
-from apps.core.redis import redis_key
+from apps.core.redis import get_redis, redis_key
 from apps.integrations.clients import errors as client_errors
 
 logger = logging.getLogger(__name__)
@@ -82,13 +82,41 @@ def schedule_turn(*, org_id: int, conversation_id: int, countdown: float | None 
     except Exception:  # noqa: BLE001 - the recovery task schedules unanswered messages again
         logger.exception("ai: scheduling a turn of conversation %s failed", conversation_id)
         return False
+    _mark_queued(conversation_id, countdown)
     return True
 
 
-def _lock_for(conversation_id: int) -> RedisLock:
+def _queued_key(conversation_id: int) -> str:
+    return redis_key("conversations", "ai-turn-queued", conversation_id)
+
+
+def _mark_queued(conversation_id: int, countdown: float) -> None:
+    """A turn task is on the queue, due in ``countdown``: the recovery leaves the conversation
+    alone until ``CONVERSATION_AI_RECOVER_SECONDS`` after that (a backlog is not stuck; a task
+    lost with a killed worker holding it is)."""
+    ttl_ms = int((max(0.0, countdown) + settings.CONVERSATION_AI_RECOVER_SECONDS) * 1000)
+    try:
+        get_redis().set(_queued_key(conversation_id), "1", px=max(1, ttl_ms))
+    except Exception:  # noqa: BLE001 - without the mark the recovery may only schedule twice
+        logger.warning("ai: marking the turn of conversation %s queued failed", conversation_id)
+
+
+def _turn_pending_or_running(conversation_ids: list[int]) -> set[int]:
+    """The conversations with a turn task on the queue (not overdue) or a turn running."""
+    if not conversation_ids:
+        return set()
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    for conversation_id in conversation_ids:
+        pipe.exists(_queued_key(conversation_id), _lock_for(conversation_id, client).key)
+    return {cid for cid, n in zip(conversation_ids, pipe.execute(), strict=True) if n}
+
+
+def _lock_for(conversation_id: int, client=None) -> RedisLock:
     return RedisLock(
         redis_key("conversations", "ai-turn", conversation_id),
         ttl=settings.CONVERSATION_AI_LOCK_SECONDS,
+        client=client,
     )
 
 
@@ -571,7 +599,9 @@ def split_reply(text: str, limit: int) -> list[str]:
 
 def conversations_recover_ai(*, now=None, limit: int = 500) -> int:
     """Schedule a turn for AI conversations whose triggering customer messages stayed
-    unanswered past ``CONVERSATION_AI_RECOVER_SECONDS`` (a lost task or a killed worker)."""
+    unanswered past ``CONVERSATION_AI_RECOVER_SECONDS`` (a lost task or a killed worker), but
+    not for one whose turn task is still on the queue or whose turn is running: re-scheduling
+    a backlog only grows it (``_mark_queued``)."""
     from datetime import timedelta
 
     from django.db.models import Exists, OuterRef
@@ -590,6 +620,8 @@ def conversations_recover_ai(*, now=None, limit: int = 500) -> int:
         .filter(Exists(waiting))
         .values_list("org_id", "id")[:limit]
     )
+    busy = _turn_pending_or_running([conversation_id for _org_id, conversation_id in rows])
+    rows = [(org_id, cid) for org_id, cid in rows if cid not in busy]
     for org_id, conversation_id in rows:
         schedule_turn(org_id=org_id, conversation_id=conversation_id, countdown=0)
     return len(rows)

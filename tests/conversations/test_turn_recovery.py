@@ -166,3 +166,26 @@ def test_the_conversation_lock_is_short_and_renewed_while_the_turn_runs(settings
     # The holder dies without releasing: the lock is free within its lifetime.
     time.sleep(0.45)
     assert RedisLock(key, ttl=0.3).acquire()
+
+
+def test_unanswered_messages_whose_turn_is_queued_or_running_are_not_rescheduled(
+    org, account, reply_app, gewe, scheduled, django_capture_on_commit_callbacks
+):
+    """A backlog is not stuck: re-scheduling every waiting conversation at each pass grew the
+    queue (379 idle turns in the live burst); only a turn task overdue by
+    CONVERSATION_AI_RECOVER_SECONDS (lost with a killed worker) is scheduled again."""
+    conversation = _customer_says(account, gewe, django_capture_on_commit_callbacks, "排队")
+    Message.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    AITurn.objects.all().delete()
+    ai._mark_queued(conversation.pk, 0)  # its turn task waits on the queue
+    assert ai.conversations_recover_ai() == 0
+    lock = ai._lock_for(conversation.pk)
+    lock.client.delete(ai._queued_key(conversation.pk))
+    assert lock.acquire()  # a turn is running
+    try:
+        assert ai.conversations_recover_ai() == 0
+    finally:
+        lock.release()
+    scheduled.clear()
+    assert ai.conversations_recover_ai() == 1  # overdue: lost
+    assert [s["conversation_id"] for s in scheduled] == [conversation.pk]
