@@ -10,9 +10,10 @@ A running turn holds two leases, both short and renewed while its worker works:
   turns nobody looks after.
 
 ``ai_turns_recover`` (run by the periodic ``core_loop_recover``) takes the turns still
-``running`` past their lease whose conversation lock is free (the worker died, or the task
-failed, e.g. on a deadlock) and either re-queues them (the next run reuses the row: the
-reply keys ``ai:<turn>:<n>`` make a second answer impossible) or closes them with a reason:
+``running`` past their lease whose conversation lock is free and whose turn task is not on the
+queue (the worker died, or the task failed, e.g. on a deadlock) and either re-queues them
+(the next run reuses the row: the reply keys ``ai:<turn>:<n>`` make a second answer
+impossible) or closes them with a reason:
 
 - ``skipped``, "superseded": a later turn answered (or answers) these messages;
 - ``skipped``, "with a person": the conversation left AI mode meanwhile;
@@ -71,18 +72,11 @@ def renewing(lock: RedisLock) -> Iterator[None]:
         thread.join(timeout=1)
 
 
-def _lock_held(conversation_id: int) -> bool:
-    from apps.conversations.ai import _lock_for
-
-    lock = _lock_for(conversation_id)
-    return bool(lock.client.exists(lock.key))
-
-
 def ai_turns_recover(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     """Re-queue or close the AI turns left ``running`` past their lease (see the module
     docstring). Idempotent: a re-queued turn gets a fresh lease, so the next pass leaves it
     alone until that lease runs out too."""
-    from apps.conversations.ai import schedule_turn
+    from apps.conversations.ai import _turn_pending_or_running, schedule_turn
 
     now = now or timezone.now()
     lease = timedelta(seconds=settings.CONVERSATION_AI_TURN_LEASE_SECONDS)
@@ -94,9 +88,12 @@ def ai_turns_recover(*, now: datetime | None = None, limit: int = 200) -> dict[s
         .values_list("org_id", "conversation_id", "id")[:limit]
     )
     counts = {"requeued": 0, "closed": 0, "handed_off": 0}
+    # A live worker is on the conversation (its lock is renewed), or the turn's task waits on
+    # the queue (a backlog, not a loss): leave those alone.
+    busy = _turn_pending_or_running([conversation_id for _o, conversation_id, _t in rows])
     for org_id, conversation_id, turn_id in rows:
-        if _lock_held(conversation_id):
-            continue  # a live worker is on this conversation (its lock is renewed)
+        if conversation_id in busy:
+            continue
         outcome = _recover_one(org_id, conversation_id, turn_id, now, expired)
         if outcome == "requeue":
             schedule_turn(org_id=org_id, conversation_id=conversation_id, countdown=0)
