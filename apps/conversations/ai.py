@@ -74,6 +74,9 @@ def schedule_turn(*, org_id: int, conversation_id: int, countdown: float | None 
         countdown = settings.CONVERSATION_MERGE_WINDOW_SECONDS
     if settings.CELERY_TASK_ALWAYS_EAGER and countdown > 0:
         return False
+    # Marked before it is sent: the task may start (and clear the mark) before apply_async
+    # returns.
+    _mark_queued(conversation_id, countdown)
     try:
         ai_turn_task.apply_async(
             kwargs={"org_id": org_id, "conversation_id": conversation_id},
@@ -81,8 +84,8 @@ def schedule_turn(*, org_id: int, conversation_id: int, countdown: float | None 
         )
     except Exception:  # noqa: BLE001 - the recovery task schedules unanswered messages again
         logger.exception("ai: scheduling a turn of conversation %s failed", conversation_id)
+        _clear_queued(conversation_id)
         return False
-    _mark_queued(conversation_id, countdown)
     return True
 
 
@@ -99,6 +102,13 @@ def _mark_queued(conversation_id: int, countdown: float) -> None:
         get_redis().set(_queued_key(conversation_id), "1", px=max(1, ttl_ms))
     except Exception:  # noqa: BLE001 - without the mark the recovery may only schedule twice
         logger.warning("ai: marking the turn of conversation %s queued failed", conversation_id)
+
+
+def _clear_queued(conversation_id: int) -> None:
+    try:
+        get_redis().delete(_queued_key(conversation_id))
+    except Exception:  # noqa: BLE001 - the mark expires by itself
+        logger.warning("ai: clearing the queued mark of conversation %s failed", conversation_id)
 
 
 def _turn_pending_or_running(conversation_ids: list[int]) -> set[int]:
@@ -142,6 +152,7 @@ def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
             countdown=settings.CONVERSATION_AI_BUSY_RETRY_SECONDS,
         )
         return "busy"
+    _clear_queued(conversation_id)  # off the queue: the lock and the turn's lease cover it now
     try:
         with renewing(lock):  # a short lock, alive as long as this worker is
             outcome = _run_locked(org_id, conversation_id, lock)

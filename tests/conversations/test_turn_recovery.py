@@ -189,3 +189,14 @@ def test_unanswered_messages_whose_turn_is_queued_or_running_are_not_rescheduled
     scheduled.clear()
     assert ai.conversations_recover_ai() == 1  # overdue: lost
     assert [s["conversation_id"] for s in scheduled] == [conversation.pk]
+
+
+def test_a_turn_that_starts_clears_its_queued_mark(
+    org, account, reply_app, gewe, django_capture_on_commit_callbacks
+):
+    """Once a turn runs, its lock and lease cover it: a worker killed mid-turn is recovered
+    after those (seconds), not after the queued mark (CONVERSATION_AI_RECOVER_SECONDS)."""
+    conversation = _customer_says(account, gewe, django_capture_on_commit_callbacks, "标记")
+    ai._mark_queued(conversation.pk, 0)
+    ai.ai_turn_run(org_id=org.id, conversation_id=conversation.pk)
+    assert not ai._lock_for(conversation.pk).client.exists(ai._queued_key(conversation.pk))
