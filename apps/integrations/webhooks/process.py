@@ -176,8 +176,8 @@ def _count_failure(event_id: int, exc: Exception) -> None:
     WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
         attempts=attempts,
         status=status,
-        # An expired claim: the task's own retry (which releases it first) or the sweep takes
-        # it again; a failed event has none.
+        # An expired claim: the sweep takes it again, unless the task re-queues itself (then
+        # ``webhook_event_release`` hands the claim to the retry); a failed event has none.
         claimed_until=None if status == WebhookEvent.Status.FAILED else timezone.now(),
         error=f"{type(exc).__name__}: {exc}"[:500],
         updated_at=timezone.now(),
