@@ -2,9 +2,10 @@
 
 ``schedule_turn`` enqueues ``ai_turn_run`` with the merge window as countdown. A turn:
 
-1. takes the conversation's Redis lock (one turn per conversation across all workers; the lock
-   expires after ``CONVERSATION_AI_LOCK_SECONDS`` so a killed worker cannot block the chat).
-   A busy lock re-schedules the task after ``CONVERSATION_AI_BUSY_RETRY_SECONDS``;
+1. takes the conversation's Redis lock (one turn per conversation across all workers; a short
+   lock renewed while the turn runs, so a killed worker's lock expires after
+   ``CONVERSATION_AI_LOCK_SECONDS``; ``turn_recovery``). A busy lock re-schedules the task
+   after ``CONVERSATION_AI_BUSY_RETRY_SECONDS``;
 2. reads the customer messages that ask for an answer (``triggers_ai``) newer than
    ``ai_answered_message_id``. In a private chat they are answered together; in a group only
    the oldest asker's consecutive messages are (each member gets their own answer, in order,
@@ -23,8 +24,9 @@
 5. in one transaction: ``auto`` queues the answer in WeChat-sized chunks through the outbound
    pipeline (idempotency keys ``ai:<turn>:<n>``); ``draft`` stores a ``Draft`` for an agent
    (``drafts``); the turn records the app that answered and every app tried, and the
-   conversation's pointer moves. A worker killed before this commit leaves the turn running;
-   the next attempt redoes the call and the keys make a second queueing impossible.
+   conversation's pointer moves. A worker killed before this commit leaves the turn running
+   past its lease (``AITurn.lease_until``); the recovery re-queues it (``turn_recovery``), the
+   next attempt redoes the call and the keys make a second queueing impossible.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -46,9 +49,10 @@ from apps.conversations.services import (
     _locked,
     _maybe_resume_ai,
 )
+from apps.conversations.turn_recovery import renewing, turn_lease_renew
 from apps.core import realtime
 from apps.core.locks import RedisLock
-from apps.core.redis import redis_key
+from apps.core.redis import get_redis, redis_key
 from apps.integrations.clients import errors as client_errors
 
 logger = logging.getLogger(__name__)
@@ -70,6 +74,9 @@ def schedule_turn(*, org_id: int, conversation_id: int, countdown: float | None 
         countdown = settings.CONVERSATION_MERGE_WINDOW_SECONDS
     if settings.CELERY_TASK_ALWAYS_EAGER and countdown > 0:
         return False
+    # Marked before it is sent: the task may start (and clear the mark) before apply_async
+    # returns.
+    _mark_queued(conversation_id, countdown)
     try:
         ai_turn_task.apply_async(
             kwargs={"org_id": org_id, "conversation_id": conversation_id},
@@ -77,14 +84,49 @@ def schedule_turn(*, org_id: int, conversation_id: int, countdown: float | None 
         )
     except Exception:  # noqa: BLE001 - the recovery task schedules unanswered messages again
         logger.exception("ai: scheduling a turn of conversation %s failed", conversation_id)
+        _clear_queued(conversation_id)
         return False
     return True
 
 
-def _lock_for(conversation_id: int) -> RedisLock:
+def _queued_key(conversation_id: int) -> str:
+    return redis_key("conversations", "ai-turn-queued", conversation_id)
+
+
+def _mark_queued(conversation_id: int, countdown: float) -> None:
+    """A turn task is on the queue, due in ``countdown``: the recovery leaves the conversation
+    alone until ``CONVERSATION_AI_RECOVER_SECONDS`` after that (a backlog is not stuck; a task
+    lost with a killed worker holding it is)."""
+    ttl_ms = int((max(0.0, countdown) + settings.CONVERSATION_AI_RECOVER_SECONDS) * 1000)
+    try:
+        get_redis().set(_queued_key(conversation_id), "1", px=max(1, ttl_ms))
+    except Exception:  # noqa: BLE001 - without the mark the recovery may only schedule twice
+        logger.warning("ai: marking the turn of conversation %s queued failed", conversation_id)
+
+
+def _clear_queued(conversation_id: int) -> None:
+    try:
+        get_redis().delete(_queued_key(conversation_id))
+    except Exception:  # noqa: BLE001 - the mark expires by itself
+        logger.warning("ai: clearing the queued mark of conversation %s failed", conversation_id)
+
+
+def _turn_pending_or_running(conversation_ids: list[int]) -> set[int]:
+    """The conversations with a turn task on the queue (not overdue) or a turn running."""
+    if not conversation_ids:
+        return set()
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    for conversation_id in conversation_ids:
+        pipe.exists(_queued_key(conversation_id), _lock_for(conversation_id, client).key)
+    return {cid for cid, n in zip(conversation_ids, pipe.execute(), strict=True) if n}
+
+
+def _lock_for(conversation_id: int, client=None) -> RedisLock:
     return RedisLock(
         redis_key("conversations", "ai-turn", conversation_id),
         ttl=settings.CONVERSATION_AI_LOCK_SECONDS,
+        client=client,
     )
 
 
@@ -110,8 +152,10 @@ def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
             countdown=settings.CONVERSATION_AI_BUSY_RETRY_SECONDS,
         )
         return "busy"
+    _clear_queued(conversation_id)  # off the queue: the lock and the turn's lease cover it now
     try:
-        outcome = _run_locked(org_id, conversation_id, lock)
+        with renewing(lock):  # a short lock, alive as long as this worker is
+            outcome = _run_locked(org_id, conversation_id, lock)
     finally:
         lock.release()
     if outcome in ("answered", "drafted", "off", "duplicate", "taken_over"):
@@ -151,7 +195,9 @@ def reply_mode_for(conversation: Conversation) -> str:
 
 
 def _finish_turn(turn: AITurn, status: str, **fields: Any) -> None:
-    fields.update(status=status, finished_at=timezone.now(), updated_at=timezone.now())
+    fields.update(
+        status=status, finished_at=timezone.now(), updated_at=timezone.now(), lease_until=None
+    )
     AITurn.objects.filter(pk=turn.pk).update(**fields)
 
 
@@ -224,7 +270,15 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
             ai_answered_message_id=last.pk
         )
         return "duplicate"
-    AITurn.objects.filter(pk=turn.pk).update(attempts=turn.attempts + 1)
+    AITurn.objects.filter(pk=turn.pk).update(
+        attempts=turn.attempts + 1,
+        lease_until=now + timedelta(seconds=settings.CONVERSATION_AI_TURN_LEASE_SECONDS),
+    )
+
+    def heartbeat() -> None:
+        lock.extend()
+        turn_lease_renew(turn.pk)
+
     mode = reply_mode_for(conversation)
     if mode == "off":
         Conversation.objects.filter(pk=conversation.pk, ai_answered_message_id__lt=last.pk).update(
@@ -281,7 +335,7 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
         build_messages=build_messages,
         call=call,
         on_failover=on_failover,
-        heartbeat=lock.extend,
+        heartbeat=heartbeat,
     )
     if outcome.busy:
         # Every slot of the organisation is taken: wait in the queue, never hand off.
@@ -556,7 +610,9 @@ def split_reply(text: str, limit: int) -> list[str]:
 
 def conversations_recover_ai(*, now=None, limit: int = 500) -> int:
     """Schedule a turn for AI conversations whose triggering customer messages stayed
-    unanswered past ``CONVERSATION_AI_RECOVER_SECONDS`` (a lost task or a killed worker)."""
+    unanswered past ``CONVERSATION_AI_RECOVER_SECONDS`` (a lost task or a killed worker), but
+    not for one whose turn task is still on the queue or whose turn is running: re-scheduling
+    a backlog only grows it (``_mark_queued``)."""
     from datetime import timedelta
 
     from django.db.models import Exists, OuterRef
@@ -575,6 +631,8 @@ def conversations_recover_ai(*, now=None, limit: int = 500) -> int:
         .filter(Exists(waiting))
         .values_list("org_id", "id")[:limit]
     )
+    busy = _turn_pending_or_running([conversation_id for _org_id, conversation_id in rows])
+    rows = [(org_id, cid) for org_id, cid in rows if cid not in busy]
     for org_id, conversation_id in rows:
         schedule_turn(org_id=org_id, conversation_id=conversation_id, countdown=0)
     return len(rows)

@@ -132,6 +132,14 @@ def draft_create_locked(
 
 
 def _lock(org: Organization, draft_id: int) -> Draft:
+    """The draft, locked after its conversation (the core loop's lock order,
+    ``apps.conversations.locking``: an AI turn holds the conversation when it writes drafts)."""
+    conversation_id = (
+        Draft.objects.filter(org=org, pk=draft_id).values_list("conversation_id", flat=True).first()
+    )
+    if conversation_id is None:
+        raise NotFoundError(_("Draft not found."))
+    Conversation.objects.select_for_update().filter(org=org, pk=conversation_id).first()
     draft = (
         Draft.objects.select_for_update(of=("self",))
         .select_related("conversation", "conversation__account", "conversation__contact")

@@ -328,6 +328,10 @@ class AITurn(OrgScopedModel):
     The unique (conversation, last_message) pair makes a turn idempotent: a retried task, a
     redelivered webhook or a second worker finds the row and never answers again. Reply chunks
     are queued with the idempotency key ``ai:<turn id>:<n>``.
+
+    ``lease_until``: a running turn's lease, renewed while its worker works on it. A turn still
+    ``running`` after its lease (worker killed, transaction rolled back) is re-queued or closed
+    with a reason by the periodic recovery (``apps.conversations.turn_recovery``).
     """
 
     class Status(models.TextChoices):
@@ -372,6 +376,7 @@ class AITurn(OrgScopedModel):
     # {"ai_app_id", "name", "outcome": answered|failed|skipped_open, "error"}.
     failovers = models.PositiveSmallIntegerField(_("failovers"), default=0)
     app_attempts = models.JSONField(_("apps tried"), default=list, blank=True)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("AI turn")
@@ -380,6 +385,13 @@ class AITurn(OrgScopedModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation", "last_message"], name="aiturn_conversation_last_message"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["lease_until"],
+                condition=models.Q(status="running"),
+                name="aiturn_running_lease",
             )
         ]
 

@@ -19,14 +19,17 @@ def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
 
 @shared_task
 def core_loop_recover() -> dict:
-    """Periodic: re-enqueue webhook events stuck in "received", re-schedule unanswered AI
-    turns, reopen snoozed conversations that are due (all organisations; each step idempotent)."""
+    """Periodic: re-enqueue webhook events whose claim expired, re-queue or close AI turns left
+    running past their lease, re-schedule unanswered AI turns, reopen snoozed conversations
+    that are due (all organisations; each step idempotent)."""
     from apps.conversations.ai import conversations_recover_ai
     from apps.conversations.services import conversations_wake_snoozed_all_orgs
+    from apps.conversations.turn_recovery import ai_turns_recover
     from apps.integrations.webhooks import webhook_events_requeue_stuck_all_orgs
 
     return {
         "webhook_events": webhook_events_requeue_stuck_all_orgs(),
+        "lost_turns": ai_turns_recover(),
         "ai_turns": conversations_recover_ai(),
         "snoozed": conversations_wake_snoozed_all_orgs(),
     }

@@ -319,6 +319,12 @@ class WebhookEvent(OrgScopedModel):
     one, a hash of the body. A redelivery, concurrent or a day later, is a no-op. A Celery task
     turns a ``received`` event into contacts, conversations and messages; a periodic task
     re-enqueues events left ``received`` (broker lost the task, worker killed).
+
+    ``claimed_until`` is the processing claim's lease: set when a worker starts on the event,
+    cleared when it ends. Only an event whose claim expired (its worker died) or whose enqueue
+    failed is stuck; one merely waiting on the queue is never re-enqueued. ``order_key`` is
+    the chat the event belongs to (account + chat wxid): events of one chat are applied in
+    arrival order, events of different chats independently (``webhooks/process.py``).
     """
 
     class Status(models.TextChoices):
@@ -347,6 +353,8 @@ class WebhookEvent(OrgScopedModel):
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     error = models.CharField(_("error"), max_length=500, blank=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    order_key = models.CharField(_("order key"), max_length=200, blank=True, default="")
 
     class Meta:
         verbose_name = _("webhook event")
@@ -360,6 +368,12 @@ class WebhookEvent(OrgScopedModel):
         indexes = [
             models.Index(fields=["status", "created_at"], name="webhook_event_status_created"),
             models.Index(fields=["org", "created_at"], name="webhook_event_org_created"),
+            # The older waiting events of one chat (per-chat order).
+            models.Index(
+                fields=["connection", "order_key", "id"],
+                condition=models.Q(status="received"),
+                name="webhook_event_chat_waiting",
+            ),
         ]
 
     def __str__(self) -> str:

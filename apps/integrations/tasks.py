@@ -47,5 +47,10 @@ def webhook_event_process(self, *, event_id: int) -> str:
     try:
         return webhooks.webhook_event_process(event_id=event_id)
     except OperationalError as exc:
+        if self.request.retries >= self.max_retries:
+            raise  # the expired claim hands it to the sweep
         countdown = random.uniform(0.1, 0.5) * (2**self.request.retries)
+        # The retry is due in ``countdown``: the claim lasts until then, so the sweep leaves
+        # the event to it, and takes it over only if the retry is lost with a killed worker.
+        webhooks.webhook_event_release(event_id=event_id, countdown=countdown)
         raise self.retry(exc=exc, countdown=countdown) from exc

@@ -239,7 +239,20 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# harden: a task acknowledged late whose worker died (SIGKILL, OOM, lost host) is handed to
+# another worker by the Redis broker only after the visibility timeout. It must exceed the
+# longest task's time limit (else a task still running is delivered twice), and no more than
+# that plus a margin (it was 3600 s: an hour of waiting). CELERY_LONGEST_TASK_TIME_LIMIT is
+# the largest time_limit of any task (contacts_sync, 1900 s; a test keeps the two equal). A
+# countdown (ETA) longer than the timeout would be redelivered too: enqueues cap theirs at
+# CELERY_MAX_COUNTDOWN_SECONDS and the task defers again when woken early. The core loop does
+# not wait for either: webhook claims, AI turns and sends carry leases of seconds that the
+# periodic recovery checks (README, "Crash recovery").
+CELERY_LONGEST_TASK_TIME_LIMIT = env.int("CELERY_LONGEST_TASK_TIME_LIMIT", default=1900)
+CELERY_VISIBILITY_MARGIN_SECONDS = env.int("CELERY_VISIBILITY_MARGIN_SECONDS", default=60)
+CELERY_VISIBILITY_TIMEOUT = CELERY_LONGEST_TASK_TIME_LIMIT + CELERY_VISIBILITY_MARGIN_SECONDS
+CELERY_MAX_COUNTDOWN_SECONDS = CELERY_VISIBILITY_TIMEOUT - CELERY_VISIBILITY_MARGIN_SECONDS
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
@@ -276,10 +289,12 @@ CELERY_BEAT_SCHEDULE["sop-tick"] = {
 }
 # conversations: re-enqueue webhook events stuck in "received", reschedule lost AI turns, wake
 # snoozed conversations.
+# harden: every 15 s (was 30), so a dead worker's claims and turns heal in seconds.
+CONVERSATION_RECOVER_INTERVAL_SECONDS = env.int("CONVERSATION_RECOVER_INTERVAL_SECONDS", default=15)
 CELERY_BEAT_SCHEDULE["conversations-recover"] = {
     "task": "apps.conversations.tasks.core_loop_recover",
-    "schedule": 30.0,
-    "options": {"expires": 25},
+    "schedule": float(CONVERSATION_RECOVER_INTERVAL_SECONDS),
+    "options": {"expires": max(1, CONVERSATION_RECOVER_INTERVAL_SECONDS - 2)},
 }
 # conversations (issue 17): AI session lifecycle, draft expiry, auto-resolve of idle chats.
 CELERY_BEAT_SCHEDULE["conversations-lifecycle"] = {
@@ -692,15 +707,21 @@ WEBHOOK_CONNECTION_CACHE_SECONDS = env.float("WEBHOOK_CONNECTION_CACHE_SECONDS",
 # Events still "received" after this many seconds are enqueued again (lost broker task); after
 # WEBHOOK_MAX_ATTEMPTS processing attempts an event is marked failed.
 WEBHOOK_STUCK_SECONDS = env.int("WEBHOOK_STUCK_SECONDS", default=60)
+# harden: a worker's claim on an event it processes lasts this long; only an event whose claim
+# expired (the worker died) or whose enqueue failed is re-enqueued by the sweep, and one never
+# claimed only after the broker's visibility timeout (then the broker lost it). An event
+# merely waiting on the queue is left alone (a sweep once flooded the queue to 2,129 tasks).
+WEBHOOK_CLAIM_LEASE_SECONDS = env.float("WEBHOOK_CLAIM_LEASE_SECONDS", default=20)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
 # Messages older than this when they arrive (history replay after a re-login) are stored but
 # never answered by the AI.
 WEBHOOK_STALE_MESSAGE_SECONDS = env.int("WEBHOOK_STALE_MESSAGE_SECONDS", default=600)
 # Customer messages within this window are answered together in one AI turn (0 = at once).
 CONVERSATION_MERGE_WINDOW_SECONDS = env.float("CONVERSATION_MERGE_WINDOW_SECONDS", default=2.0)
-# One AI turn per conversation at a time across workers: the Redis lock's lifetime (longer than
-# an AI call); a crashed worker's lock expires after it. Busy turns retry after this delay.
-CONVERSATION_AI_LOCK_SECONDS = env.int("CONVERSATION_AI_LOCK_SECONDS", default=180)
+# One AI turn per conversation at a time across workers: the Redis lock's lifetime, renewed
+# every third of it while the turn runs (harden: was 180 s, a killed worker's chat waited that
+# long); a crashed worker's lock expires after it. Busy turns retry after this delay.
+CONVERSATION_AI_LOCK_SECONDS = env.int("CONVERSATION_AI_LOCK_SECONDS", default=15)
 CONVERSATION_AI_BUSY_RETRY_SECONDS = env.float("CONVERSATION_AI_BUSY_RETRY_SECONDS", default=1.0)
 # Turn attempts (each AI call itself retries transient errors in the client) before a handoff.
 CONVERSATION_AI_MAX_ATTEMPTS = env.int("CONVERSATION_AI_MAX_ATTEMPTS", default=2)
@@ -739,6 +760,11 @@ CONVERSATION_AI_ANALYSIS_ENABLED = env.bool("CONVERSATION_AI_ANALYSIS_ENABLED", 
 CONVERSATION_STREAM_PUSH_INTERVAL = env.float("CONVERSATION_STREAM_PUSH_INTERVAL", default=0.2)
 # Unanswered AI-triggering messages older than this are re-scheduled by the recovery task.
 CONVERSATION_AI_RECOVER_SECONDS = env.int("CONVERSATION_AI_RECOVER_SECONDS", default=60)
+# harden: a running AI turn's lease, renewed while its worker calls the AI (and the turn's
+# conversation lock with it). A turn still "running" after its lease is re-queued by the
+# recovery, or closed with a reason after CONVERSATION_AI_TURN_MAX_LOST lost attempts.
+CONVERSATION_AI_TURN_LEASE_SECONDS = env.float("CONVERSATION_AI_TURN_LEASE_SECONDS", default=20)
+CONVERSATION_AI_TURN_MAX_LOST = env.int("CONVERSATION_AI_TURN_MAX_LOST", default=5)
 # --- AI failover, drafts, group sessions, lifecycle (issue 17, conversations) ------------------
 # Per AI app: attempts and exponential backoff base (seed 004: 3 attempts, 5 s) before the turn
 # fails over to the next app of the account's / organisation's list.

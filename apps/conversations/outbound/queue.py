@@ -35,7 +35,9 @@ def enqueue(*, org_id: int, message_id: int, countdown: float = 0.0, human: bool
         return False
     outbound_deliver_task.apply_async(
         kwargs={"org_id": org_id, "message_id": message_id},
-        countdown=max(0.0, countdown),
+        # A countdown beyond the broker's visibility timeout would be delivered twice; woken
+        # early, the delivery sees ``not_before`` ahead and defers again.
+        countdown=min(max(0.0, countdown), settings.CELERY_MAX_COUNTDOWN_SECONDS),
     )
     return True
 

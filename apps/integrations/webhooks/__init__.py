@@ -3,8 +3,11 @@ the parsing of a stored event into contacts, conversations and messages.
 
 The view calls ``webhook_receive``: it validates the body, stores one ``WebhookEvent`` (unique on
 connection + dedupe key, so a redelivery is a no-op) and enqueues ``webhook_event_process`` after
-commit; the platform gets its 200 only after the row is stored. The task calls
-``webhook_event_process``: in one transaction it locks the event, parses it (``parse_gewe`` /
+commit; the platform gets its 200 only after the row is stored, with its chat as
+``order_key``. The task calls ``webhook_event_process``: it claims the event for a short lease
+(``claimed_until``; the sweep re-enqueues only expired claims), then in one transaction takes
+the chat's lock (events of one chat in order, other chats in parallel; the lock order is
+``apps.conversations.locking``), locks the event, parses it (``parse_gewe`` /
 ``parse_ecloud``, pure functions over the platform's real payload shapes, see
 ``specs/wechat-platforms.md``) and hands the result to the handler the owning app registered
 at startup (``apps.integrations.webhooks.routing``: messages to ``apps.conversations``; friend
@@ -33,7 +36,9 @@ from apps.integrations.webhooks.gewe import (
     parse_gewe,
 )
 from apps.integrations.webhooks.process import (
+    chat_lock_key,
     webhook_event_process,
+    webhook_event_release,
     webhook_events_requeue_stuck_all_orgs,
 )
 from apps.integrations.webhooks.receive import (
@@ -44,6 +49,7 @@ from apps.integrations.webhooks.receive import (
     dedupe_key_for,
     enqueue_process,
     event_type_of,
+    order_key_for,
     webhook_receive,
 )
 
@@ -68,7 +74,10 @@ __all__ = [
     "is_ping",
     "parse_ecloud",
     "parse_gewe",
+    "chat_lock_key",
+    "order_key_for",
     "webhook_event_process",
+    "webhook_event_release",
     "webhook_events_requeue_stuck_all_orgs",
     "webhook_receive",
 ]

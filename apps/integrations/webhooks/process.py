@@ -1,12 +1,15 @@
-"""Processing (the task): lock the event, parse it, hand it to the owning app; requeue stuck."""
+"""Processing (the task): claim the event, lock its chat, parse it, hand it to the owning app;
+re-enqueue the truly stuck (expired claims)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.integrations.models import WebhookEvent
@@ -24,22 +27,80 @@ def _finish(event: WebhookEvent, status: str, error: str = "") -> None:
     event.status = status
     event.error = error[:500]
     event.processed_at = timezone.now()
-    event.save(update_fields=["status", "error", "processed_at", "attempts", "updated_at"])
+    event.claimed_until = None
+    event.save(
+        update_fields=["status", "error", "processed_at", "attempts", "claimed_until", "updated_at"]
+    )
+
+
+_CLAIM_SQL = """
+UPDATE {table} SET claimed_until = %s
+WHERE id = %s AND status = 'received' AND (claimed_until IS NULL OR claimed_until <= %s)
+RETURNING connection_id, order_key
+"""
+
+
+def _claim(event_id: int, now: datetime) -> tuple[int, str] | None:
+    """Take the event for ``WEBHOOK_CLAIM_LEASE_SECONDS`` (committed at once, outside the
+    processing transaction, so the sweep sees it) and answer its (connection id, order key):
+    None when it is done or another live worker has it. A claim whose lease expired (its
+    worker died) may be taken again. One statement (``UPDATE ... RETURNING``)."""
+    lease = now + timedelta(seconds=settings.WEBHOOK_CLAIM_LEASE_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL.format(table=WebhookEvent._meta.db_table), [lease, event_id, now])
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def webhook_event_release(*, event_id: int, countdown: float = 0.0) -> None:
+    """Hand the claim to the task's own retry, due in ``countdown`` seconds: the claim lasts
+    until then (the retry may take it; the sweep only if the retry never comes)."""
+    until = timezone.now() + timedelta(seconds=max(0.0, countdown))
+    WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
+        claimed_until=until
+    )
+
+
+def chat_lock_key(connection_id: int, order_key: str) -> int:
+    digest = hashlib.blake2b(
+        f"webhook-chat:{connection_id}:{order_key}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_chat(connection_id: int, order_key: str) -> None:
+    """Lock 1 of the core loop's order (``apps.conversations.locking``): the chat's
+    transaction-level advisory lock, so one chat's events are applied one at a time and in
+    order, while other chats of the same connection go on in parallel. SQLite has no
+    concurrent writers and needs none."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s)", [chat_lock_key(connection_id, order_key)]
+        )
 
 
 def webhook_event_process(*, event_id: int) -> str:
     """Turn one stored event into rows (idempotent; see the module docstring). Returns the
     event's final status, or "skipped" when another worker has it or it is already done.
 
-    Order: events of one connection are applied in arrival order. Before its own event a worker
-    applies the connection's older events still waiting, taking their row locks in id order
-    (blocking, so it waits for a worker busy with an older one; the lock order rules out
-    deadlocks). A quick customer who writes twice is therefore never recorded out of order.
+    Order: only what needs it. Events of one chat (``order_key``) are applied in arrival
+    order: under the chat's lock a worker first applies that chat's older events still
+    waiting (their rows locked in id order), then its own. Events of other chats, even of the
+    same connection, never wait for each other (a whole connection in one order once cost 109
+    deadlock retries in a 500-message burst). Locks follow ``apps.conversations.locking``.
     """
+    claim = _claim(event_id, timezone.now())
+    if claim is None:
+        return "skipped"
+    connection_id, order_key = claim
     try:
         with transaction.atomic():
+            if order_key:
+                _lock_chat(connection_id, order_key)
             event = (
-                WebhookEvent.objects.select_for_update(skip_locked=True, of=("self",))
+                WebhookEvent.objects.select_for_update(of=("self",))
                 .select_related("connection", "org")
                 .filter(pk=event_id)
                 .first()
@@ -57,14 +118,17 @@ def webhook_event_process(*, event_id: int) -> str:
 
 
 def _older_waiting(event: WebhookEvent) -> list[WebhookEvent]:
-    from datetime import timedelta
-
+    """The same chat's older events still waiting (none for events without a chat). The chat
+    lock is held, so no other worker is applying them: the row locks never wait."""
+    if not event.order_key:
+        return []
     window = timezone.now() - timedelta(seconds=max(settings.WEBHOOK_STUCK_SECONDS, 60) * 10)
     return list(
         WebhookEvent.objects.select_for_update(of=("self",))
         .select_related("connection", "org")
         .filter(
             connection_id=event.connection_id,
+            order_key=event.order_key,
             status=WebhookEvent.Status.RECEIVED,
             id__lt=event.pk,
             created_at__gte=window,
@@ -91,6 +155,8 @@ def _process_one(event: WebhookEvent, *, isolated: bool) -> str:
         WebhookEvent.objects.filter(pk=event.pk).update(
             attempts=event.attempts,
             status=WebhookEvent.Status.FAILED if failed else WebhookEvent.Status.RECEIVED,
+            # Left to the sweep: the next event of the chat or the sweep applies it.
+            claimed_until=None if failed else timezone.now(),
             error=f"{type(exc).__name__}: {exc}"[:500],
             updated_at=timezone.now(),
         )
@@ -110,6 +176,9 @@ def _count_failure(event_id: int, exc: Exception) -> None:
     WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
         attempts=attempts,
         status=status,
+        # An expired claim: the sweep takes it again, unless the task re-queues itself (then
+        # ``webhook_event_release`` hands the claim to the retry); a failed event has none.
+        claimed_until=None if status == WebhookEvent.Status.FAILED else timezone.now(),
         error=f"{type(exc).__name__}: {exc}"[:500],
         updated_at=timezone.now(),
     )
@@ -127,20 +196,34 @@ def _apply(event: WebhookEvent) -> tuple[str, str]:
 
 
 def webhook_events_requeue_stuck_all_orgs(*, now: datetime | None = None, limit: int = 1000) -> int:
-    """Enqueue again the events still ``received`` after ``WEBHOOK_STUCK_SECONDS`` (a lost
-    broker task or a killed worker). Processing is idempotent, so a duplicate is harmless."""
-    from datetime import timedelta
+    """Enqueue again the events that are truly stuck, never one merely waiting on the queue:
 
+    - a claim whose lease expired: its worker died (SIGKILL, OOM) or gave up, or the enqueue
+      failed (``enqueue_process`` leaves an expired claim);
+    - never claimed for longer than the broker's visibility timeout plus
+      ``WEBHOOK_STUCK_SECONDS``: the broker would have delivered it by then, so it lost it.
+
+    The claim is cleared as the event goes back on the queue, so the next sweep leaves it
+    alone. Processing is idempotent, so a rare duplicate (a slow worker) is harmless."""
     now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.WEBHOOK_STUCK_SECONDS)
+    lost = now - timedelta(
+        seconds=settings.CELERY_VISIBILITY_TIMEOUT + settings.WEBHOOK_STUCK_SECONDS
+    )
+    stuck = Q(claimed_until__lte=now) | Q(claimed_until__isnull=True, updated_at__lt=lost)
     ids = list(
-        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, updated_at__lt=stale)
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED)
+        .filter(stuck)
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )
+    count = 0
     for event_id in ids:
-        WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED).update(
-            updated_at=now
-        )
-        enqueue_process(event_id)
-    return len(ids)
+        # Conditional: a worker that claimed it meanwhile keeps it.
+        if (
+            WebhookEvent.objects.filter(pk=event_id, status=WebhookEvent.Status.RECEIVED)
+            .filter(stuck)
+            .update(claimed_until=None, updated_at=now)
+        ):
+            enqueue_process(event_id)
+            count += 1
+    return count

@@ -35,6 +35,22 @@ def event_type_of(provider: str, payload: dict) -> str:
     return _str_id(payload.get("messageType"))[:64]
 
 
+def order_key_for(provider: str, payload: dict) -> str:
+    """The chat an event belongs to (``<device or account wxid>:<chat wxid>``), for message
+    events; "" for the rest, which need no order. Events with one key are applied in arrival
+    order, events of different chats independently. Any parsing trouble answers "" (the
+    worker parses again and rejects what is not the platform's shape)."""
+    try:
+        parsed = PARSERS[provider](payload)
+    except Exception:  # noqa: BLE001 - ordering is a hint; the worker decides what the event is
+        return ""
+    message = parsed.message
+    if parsed.kind != "message" or message is None or not isinstance(message.chat_wxid, str):
+        return ""
+    account = parsed.device_id or parsed.account_wxid
+    return f"{account}:{message.chat_wxid}"[:200] if message.chat_wxid else ""
+
+
 def dedupe_key_for(provider: str, payload: dict, body: bytes) -> str:
     """The platform's message id, or a hash of the body plus the hour for id-less events
     (ModContacts, Offline...): a burst of redeliveries is dropped, a real repeat later is not."""
@@ -141,6 +157,7 @@ def webhook_receive(*, connection: PlatformConnection, body: bytes) -> ReceiveRe
         event_type=event_type_of(provider, payload),
         dedupe_key=dedupe_key,
         payload_json=json.dumps(payload, ensure_ascii=False),
+        order_key=order_key_for(provider, payload),
     )
     if event_id is None:
         return ReceiveResult(200, {"ok": True, "duplicate": True}, duplicate=True)
@@ -153,15 +170,20 @@ def webhook_receive(*, connection: PlatformConnection, body: bytes) -> ReceiveRe
 
 _INSERT_SQL = """
 INSERT INTO {table} (org_id, connection_id, provider, event_type, dedupe_key, payload,
-                     raw_body, status, attempts, error, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, {json}, '', 'received', 0, '', %s, %s)
+                     raw_body, status, attempts, error, order_key, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, {json}, '', 'received', 0, '', %s, %s, %s)
 ON CONFLICT (connection_id, dedupe_key) DO NOTHING
 RETURNING id
 """
 
 
 def _insert_event(
-    *, connection: PlatformConnection, event_type: str, dedupe_key: str, payload_json: str
+    *,
+    connection: PlatformConnection,
+    event_type: str,
+    dedupe_key: str,
+    payload_json: str,
+    order_key: str = "",
 ) -> int | None:
     """Store the event in one statement (one round trip, committed at once in autocommit):
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``; None when it is a duplicate. The unique
@@ -183,6 +205,7 @@ def _insert_event(
                 event_type[:64],
                 dedupe_key[:200],
                 payload_json,
+                order_key[:200],
                 now,
                 now,
             ],
@@ -198,3 +221,10 @@ def enqueue_process(event_id: int, countdown: float = 0.0) -> None:
         process_task.apply_async(kwargs={"event_id": event_id}, countdown=countdown)
     except Exception:  # noqa: BLE001 - the row is stored; the recovery task enqueues it again
         logger.exception("webhook: enqueueing event %s failed", event_id)
+        # Not on the queue: an expired claim tells the sweep to enqueue it again.
+        try:
+            WebhookEvent.objects.filter(
+                pk=event_id, status=WebhookEvent.Status.RECEIVED, claimed_until__isnull=True
+            ).update(claimed_until=timezone.now())
+        except Exception:  # noqa: BLE001 - the database is down too; the sweep's last resort
+            logger.exception("webhook: marking event %s for the sweep failed", event_id)
