@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.billing import selectors
+from apps.billing.config_cache import MeteringConfig, metering_config
 from apps.billing.models import (
     Budget,
     CostLedger,
@@ -22,12 +24,15 @@ from apps.billing.models import (
 )
 from apps.billing.periods import current_period, local_date
 from apps.billing.services._common import BudgetExceeded
+from apps.billing.services._sql import insert_returning_id, upsert_add
 from apps.billing.services.budgets import _lock_budgets
 from apps.billing.services.prices import _normalise_currency, _price_and_cost
 from apps.billing.services.thresholds import _alert_refusal, _evaluate_thresholds
 from apps.core import events
 from apps.core.exceptions import NotFoundError
 from apps.orgs.models import Organization
+
+logger = logging.getLogger(__name__)
 
 
 # --- Reserve / settle / release -------------------------------------------------------------------
@@ -60,22 +65,40 @@ def reserve(
     """
     if estimated_output_tokens is None:
         estimated_output_tokens = settings.BILLING_DEFAULT_OUTPUT_TOKENS
+    call = dict(
+        provider=provider,
+        model=model,
+        kind=kind,
+        estimated_input_tokens=estimated_input_tokens,
+        estimated_output_tokens=estimated_output_tokens,
+        request_id=request_id,
+        user=user,
+        wechat_account_id=wechat_account_id,
+        conversation_id=conversation_id,
+        sop_run_id=sop_run_id,
+        estimated_units=estimated_units,
+    )
+    config = metering_config(org.pk)
     try:
-        return _reserve(
-            org=org,
-            provider=provider,
-            model=model,
-            kind=kind,
-            estimated_input_tokens=estimated_input_tokens,
-            estimated_output_tokens=estimated_output_tokens,
-            request_id=request_id,
-            user=user,
-            wechat_account_id=wechat_account_id,
-            conversation_id=conversation_id,
-            sop_run_id=sop_run_id,
-            estimated_units=estimated_units,
+        blocking = config.blocking_applies(
+            user_id=getattr(user, "pk", None), wechat_account_id=wechat_account_id
         )
+        if blocking:
+            with transaction.atomic():
+                reservation = _reserve_new(org=org, config=config, check=True, **call)
+        else:
+            # No budget can refuse the call: one autocommitted INSERT, no lock, no transaction.
+            reservation = _reserve_new(org=org, config=config, check=False, **call)
+        if reservation is None:  # The request id exists: a retry or a re-hold.
+            reservation = _reserve_existing(org=org, config=config, **call)
+        return reservation
     except BudgetExceeded as exc:
+        existing = selectors.reservation_get(org=org, request_id=request_id)
+        if existing is not None and existing.status in (
+            Reservation.Status.HELD,
+            Reservation.Status.SETTLED,
+        ):
+            return existing  # A retry of an admitted call is not refused afterwards.
         _alert_refusal(org=org, exc=exc)
         raise
     except IntegrityError:
@@ -86,10 +109,11 @@ def reserve(
         return existing
 
 
-@transaction.atomic
-def _reserve(
+def _reservation_fields(
     *,
-    org,
+    now: dt.datetime,
+    cost: Decimal,
+    currency: str,
     provider,
     model,
     kind,
@@ -101,32 +125,8 @@ def _reserve(
     conversation_id,
     sop_run_id,
     estimated_units,
-) -> Reservation:
-    existing = selectors.reservation_get(org=org, request_id=request_id)
-    if existing is not None and existing.status in (
-        Reservation.Status.HELD,
-        Reservation.Status.SETTLED,
-    ):
-        return existing
-    # New, or a retry after a release/expiry: the hold is taken (and checked) again.
-    now = timezone.now()
-    user_id = getattr(user, "pk", None)
-    _price, cost, currency = _price_and_cost(
-        org=org,
-        provider=provider,
-        model=model,
-        input_tokens=estimated_input_tokens,
-        output_tokens=estimated_output_tokens,
-        units=estimated_units,
-        at=now,
-    )
-    tokens = int(estimated_input_tokens) + int(estimated_output_tokens)
-    budgets = _lock_budgets(org=org, user_id=user_id, wechat_account_id=wechat_account_id)
-    blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
-    if blocking:
-        _check_fits(org=org, budgets=blocking, now=now, cost=cost, currency=currency, tokens=tokens)
-    reservation = existing or Reservation(org=org, request_id=request_id)
-    fields = dict(
+) -> dict:
+    return dict(
         status=Reservation.Status.HELD,
         finished_at=None,
         user=user,
@@ -143,23 +143,122 @@ def _reserve(
         currency=currency,
         expires_at=now + dt.timedelta(seconds=settings.BILLING_RESERVATION_TTL_SECONDS),
     )
-    for name, value in fields.items():
-        setattr(reservation, name, value)
+
+
+def _hold_cost(*, org, config, now, **call) -> tuple[Decimal, str]:
+    """Cost and currency of the call's estimate."""
+    _price, cost, currency = _price_and_cost(
+        org=org,
+        provider=call["provider"],
+        model=call["model"],
+        input_tokens=call["estimated_input_tokens"],
+        output_tokens=call["estimated_output_tokens"],
+        units=call["estimated_units"],
+        at=now,
+        config=config,
+    )
+    return cost, currency
+
+
+def _check_hold(*, org, now, reservation: Reservation) -> None:
+    """Lock the budgets the call counts against and raise ``BudgetExceeded`` if its estimate
+    does not fit (in the caller's transaction; the locks last until it commits)."""
+    budgets = _lock_budgets(
+        org=org, user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
+    )
+    blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
+    if blocking:
+        _check_fits(
+            org=org,
+            budgets=blocking,
+            now=now,
+            cost=reservation.estimated_cost,
+            currency=reservation.currency,
+            tokens=reservation.estimated_tokens,
+        )
+
+
+def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
+    """Hold a call under a new request id: one ``INSERT ... ON CONFLICT DO NOTHING``. None when
+    the request id already exists (nothing written)."""
+    now = timezone.now()
+    cost, currency = _hold_cost(org=org, config=config, now=now, **call)
+    fields = _reservation_fields(now=now, cost=cost, currency=currency, **call)
+    reservation = Reservation(
+        org=org, request_id=call["request_id"], created_at=now, updated_at=now, **fields
+    )
     # Hot path: the foreign keys are instances we hold and the unique request id is enforced by
-    # the database (``reserve`` catches a racing duplicate), so skip those validation queries.
+    # the database (the conflict clause), so skip those validation queries.
     reservation.full_clean(
         exclude=["org", "user"], validate_unique=False, validate_constraints=False
     )
-    if existing is None:
-        reservation.save()
-    else:
-        # Reactivate only if nobody settled or re-held it meanwhile.
-        reactivated = Reservation.objects.filter(
-            pk=existing.pk, status__in=[Reservation.Status.RELEASED, Reservation.Status.EXPIRED]
-        ).update(**fields, updated_at=now)
-        if not reactivated:
-            return Reservation.objects.get(pk=existing.pk)
+    values = {
+        "org_id": org.pk,
+        "request_id": reservation.request_id,
+        "created_at": now,
+        "updated_at": now,
+        **{name: getattr(reservation, name) for name in _RESERVATION_COLUMNS},
+    }
+    if check:
+        # Everything above runs before the budget locks: they serialise an organisation's
+        # reservations until commit, so as little as possible happens while they are held.
+        _check_hold(org=org, now=now, reservation=reservation)
+    pk = insert_returning_id(Reservation, values, conflict=("org_id", "request_id"))
+    if pk is None:
+        return None
+    reservation.pk = pk
+    reservation._state.adding = False
+    reservation._state.db = connection.alias
     return reservation
+
+
+_RESERVATION_COLUMNS = (
+    "status",
+    "finished_at",
+    "user_id",
+    "wechat_account_id",
+    "conversation_id",
+    "sop_run_id",
+    "provider",
+    "model",
+    "kind",
+    "estimated_input_tokens",
+    "estimated_output_tokens",
+    "estimated_units",
+    "estimated_cost",
+    "currency",
+    "expires_at",
+)
+
+
+@transaction.atomic
+def _reserve_existing(*, org, config, request_id, user, wechat_account_id, **call) -> Reservation:
+    """The request id is known: return its reservation while held or settled; after a release
+    or an expiry (a retried call) check the hold again and re-activate the row."""
+    existing = selectors.reservation_get(org=org, request_id=request_id)
+    if existing is None:
+        raise IntegrityError("reservation vanished")  # Deleted meanwhile: ``reserve`` re-reads.
+    if existing.status in (Reservation.Status.HELD, Reservation.Status.SETTLED):
+        return existing
+    now = timezone.now()
+    blocking = config.blocking_applies(
+        user_id=getattr(user, "pk", None), wechat_account_id=wechat_account_id
+    )
+    call.update(request_id=request_id, user=user, wechat_account_id=wechat_account_id)
+    cost, currency = _hold_cost(org=org, config=config, now=now, **call)
+    fields = _reservation_fields(now=now, cost=cost, currency=currency, **call)
+    for name, value in fields.items():
+        setattr(existing, name, value)
+    existing.full_clean(exclude=["org", "user"], validate_unique=False, validate_constraints=False)
+    if blocking:
+        _check_hold(org=org, now=now, reservation=existing)
+    # Reactivate only if nobody settled or re-held it meanwhile.
+    reactivated = Reservation.objects.filter(
+        pk=existing.pk, status__in=[Reservation.Status.RELEASED, Reservation.Status.EXPIRED]
+    ).update(**fields, updated_at=now)
+    if not reactivated:
+        return Reservation.objects.get(pk=existing.pk)
+    return existing
 
 
 def _check_fits(
@@ -263,13 +362,22 @@ def _settle(
     # Lock order: this reservation, the aggregate rows (upserts), then the budgets (only to
     # evaluate thresholds, after the writes). Nothing takes them the other way round:
     # ``reserve`` holds budget locks but only reads and inserts a new reservation.
-    reservation = Reservation.objects.select_for_update().filter(org=org, id=reservation_id).first()
+    now = timezone.now()
+    reservation = _claim(org=org, reservation_id=reservation_id, now=now)
     if reservation is None:
-        raise NotFoundError(_("Reservation not found."))
-    if reservation.status == Reservation.Status.SETTLED:
+        # Already settled (return its ledger row) or missing: the locking path decides.
+        reservation = (
+            Reservation.objects.select_for_update().filter(org=org, id=reservation_id).first()
+        )
+        if reservation is None:
+            raise NotFoundError(_("Reservation not found."))
         existing = selectors.ledger_get(org=org, request_id=reservation.request_id)
         if existing is not None:
             return existing
+        reservation.status = Reservation.Status.SETTLED
+        reservation.finished_at = now
+        reservation.save(update_fields=["status", "finished_at", "updated_at"])
+    config = metering_config(org.pk)
     estimated = input_tokens is None or output_tokens is None
     source = usage_source or (
         CostLedger.UsageSource.ESTIMATED if estimated else CostLedger.UsageSource.REPORTED
@@ -278,6 +386,7 @@ def _settle(
     output_tokens = reservation.estimated_output_tokens if output_tokens is None else output_tokens
     input_tokens, output_tokens = _cap_to_reservation(
         org=org,
+        config=config,
         reservation=reservation,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -285,6 +394,8 @@ def _settle(
     )
     entry = _write_ledger(
         org=org,
+        config=config,
+        now=now,
         reservation=reservation,
         request_id=reservation.request_id,
         user_id=reservation.user_id,
@@ -301,14 +412,64 @@ def _settle(
         provider_currency=provider_currency,
         usage_source=source,
     )
-    reservation.status = Reservation.Status.SETTLED
-    reservation.finished_at = entry.created_at
-    reservation.save(update_fields=["status", "finished_at", "updated_at"])
+    if entry is None:
+        # The request id was already recorded (``record_usage`` with the same id); the
+        # reservation is settled by it.
+        return selectors.ledger_get(org=org, request_id=reservation.request_id)
     return entry
 
 
+_CLAIMED = (
+    "request_id",
+    "user_id",
+    "wechat_account_id",
+    "conversation_id",
+    "sop_run_id",
+    "provider",
+    "model",
+    "kind",
+    "estimated_input_tokens",
+    "estimated_output_tokens",
+    "estimated_units",
+    "estimated_cost",
+    "currency",
+)
+
+# Fixed column names (the model's default table and columns).
+_CLAIM_SQL = (
+    "UPDATE billing_reservation SET status = %s, finished_at = %s, updated_at = %s "  # noqa: S608
+    "WHERE org_id = %s AND id = %s AND status <> %s "
+    f"RETURNING {', '.join(_CLAIMED)}"
+)
+
+
+def _claim(*, org, reservation_id: int, now: dt.datetime) -> Reservation | None:
+    """Mark a reservation not yet settled as settled and return what settling needs, in one
+    statement (it also locks the row until commit). None when it is settled or missing."""
+    sql = _CLAIM_SQL
+    field = Reservation._meta.get_field("finished_at")
+    at = field.get_db_prep_save(now, connection)
+    settled = Reservation.Status.SETTLED
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [settled, at, at, org.pk, reservation_id, settled])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = dict(zip(_CLAIMED, row, strict=True))
+    values["estimated_cost"] = Decimal(str(values["estimated_cost"]))
+    return Reservation(
+        pk=reservation_id, org=org, status=settled, finished_at=now, updated_at=now, **values
+    )
+
+
 def _cap_to_reservation(
-    *, org, reservation: Reservation, input_tokens: int, output_tokens: int, model: str | None
+    *,
+    org,
+    config: MeteringConfig,
+    reservation: Reservation,
+    input_tokens: int,
+    output_tokens: int,
+    model: str | None,
 ) -> tuple[int, int]:
     """Usage to charge: at most the reservation's worth when a hard (blocking) budget applies.
 
@@ -321,14 +482,8 @@ def _cap_to_reservation(
     reserved_out = int(reservation.estimated_output_tokens)
     if input_tokens <= reserved_in and output_tokens <= reserved_out:
         return input_tokens, output_tokens
-    blocking = (
-        selectors.budgets_applicable(
-            org=org,
-            user_id=reservation.user_id,
-            wechat_account_id=reservation.wechat_account_id,
-        )
-        .filter(action=Budget.Action.BLOCK)
-        .exists()
+    blocking = config.blocking_applies(
+        user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
     )
     if not blocking:
         return input_tokens, output_tokens
@@ -420,23 +575,26 @@ def record_usage(
 
 @transaction.atomic
 def _record_usage(*, org, request_id, user, wechat_account_id, **fields) -> CostLedger:
-    existing = selectors.ledger_get(org=org, request_id=request_id)
-    if existing is not None:
-        return existing
-    user_id = getattr(user, "pk", None)
-    return _write_ledger(
+    entry = _write_ledger(
         org=org,
+        config=metering_config(org.pk),
+        now=timezone.now(),
         reservation=None,
         request_id=request_id,
-        user_id=user_id,
+        user_id=getattr(user, "pk", None),
         wechat_account_id=wechat_account_id,
         **fields,
     )
+    if entry is None:  # Recorded before: nothing was written.
+        return selectors.ledger_get(org=org, request_id=request_id)
+    return entry
 
 
 def _write_ledger(
     *,
     org: Organization,
+    config: MeteringConfig,
+    now: dt.datetime,
     reservation: Reservation | None,
     request_id: str,
     user_id: int | None,
@@ -452,10 +610,9 @@ def _write_ledger(
     provider_cost: Decimal | None,
     provider_currency: str,
     usage_source: str,
-) -> CostLedger:
+) -> CostLedger | None:
     """Insert the ledger row, add it to the daily and monthly sums, and check thresholds, in
-    the caller's transaction."""
-    now = timezone.now()
+    the caller's transaction. None (and nothing written) when the request id is recorded."""
     price, cost, currency = _price_and_cost(
         org=org,
         provider=provider,
@@ -466,6 +623,7 @@ def _write_ledger(
         at=now,
         provider_cost=provider_cost,
         provider_currency=provider_currency,
+        config=config,
     )
     entry = CostLedger(
         org=org,
@@ -490,52 +648,76 @@ def _write_ledger(
         created_at=now,
     )
     # Hot path: related rows are ones we just read, and the unique request id is enforced by
-    # the database (the public functions catch a racing duplicate).
+    # the database (the conflict clause; the public functions catch other races).
     entry.full_clean(
         exclude=["org", "user", "reservation", "price"],
         validate_unique=False,
         validate_constraints=False,
     )
-    entry.save()
+    values = {name: getattr(entry, name) for name in _LEDGER_COLUMNS}
+    pk = insert_returning_id(CostLedger, values, conflict=("org_id", "request_id"))
+    if pk is None:
+        return None
+    entry.pk = pk
+    entry._state.adding = False
+    entry._state.db = connection.alias
     _usage_add(entry=entry, org=org)
-    # Thresholds are evaluated under the budget locks, taken only now (after the writes) so
-    # that concurrent settlements hold them briefly; whoever makes the sum cross sees it.
-    budgets = _lock_budgets(org=org, user_id=user_id, wechat_account_id=wechat_account_id)
+    budgets = config.budgets_applicable(user_id=user_id, wechat_account_id=wechat_account_id)
     if budgets:
-        _evaluate_thresholds(org=org, budgets=budgets, now=now)
+        _thresholds_check(org=org, budgets=budgets, now=now)
     return entry
 
 
-def _upsert_add(model, key: dict, deltas: dict) -> None:
-    """Add ``deltas`` to the aggregate row ``key`` or create it, in one atomic statement
-    (``INSERT ... ON CONFLICT DO UPDATE``, PostgreSQL and SQLite alike)."""
-    meta = model._meta
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    names = [*key, *deltas]
-    fields = [meta.get_field(name) for name in names]
-    columns = [quote(field.column) for field in fields]
-    params = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(fields, [*key.values(), *deltas.values()], strict=True)
-    ]
-    conflict = ", ".join(columns[: len(key)])
-    updates = ", ".join(
-        f"{column} = {table}.{column} + excluded.{column}" for column in columns[len(key) :]
-    )
-    # Identifiers come from model metadata (quoted), values are parameters.
-    placeholders = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
-    sql += f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+def _thresholds_check(*, org: Organization, budgets: list[Budget], now: dt.datetime) -> None:
+    """Record the thresholds the usage has reached, without taking the budget locks.
+
+    Checked twice: in the transaction (its own write included, so a single writer records the
+    alert with its ledger row), and again after commit. Two settlements committing at once may
+    each miss the other's uncommitted write in the first check, but whichever commits last sees
+    both in the second. The alert is unique per budget, period and threshold, so seeing a
+    crossing twice records it once. Locking the budgets instead would serialise every
+    settlement of an organisation behind its budget row until commit (issue 19)."""
+    _evaluate_thresholds(org=org, budgets=budgets, now=now)
+
+    def after_commit() -> None:
+        try:
+            with transaction.atomic():
+                _evaluate_thresholds(org=org, budgets=budgets, now=now)
+        except Exception:  # noqa: BLE001 - the usage is recorded; the next call re-checks
+            logger.exception("billing: threshold check after commit failed (org %s)", org.pk)
+
+    transaction.on_commit(after_commit)
+
+
+_LEDGER_COLUMNS = (
+    "org_id",
+    "request_id",
+    "reservation_id",
+    "user_id",
+    "wechat_account_id",
+    "conversation_id",
+    "sop_run_id",
+    "provider",
+    "model",
+    "kind",
+    "input_tokens",
+    "output_tokens",
+    "units",
+    "cost",
+    "currency",
+    "provider_cost",
+    "provider_currency",
+    "usage_source",
+    "price_id",
+    "created_at",
+)
 
 
 def _usage_add(*, entry: CostLedger, org: Organization) -> None:
     day = local_date(org, entry.created_at)
     user_id = entry.user_id or 0
     account_id = entry.wechat_account_id or 0
-    _upsert_add(
+    upsert_add(
         UsageDaily,
         {
             "org_id": org.pk,
@@ -555,7 +737,7 @@ def _usage_add(*, entry: CostLedger, org: Organization) -> None:
             "cost": entry.cost,
         },
     )
-    _upsert_add(
+    upsert_add(
         UsageMonthly,
         {
             "org_id": org.pk,
