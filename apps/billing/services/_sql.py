@@ -56,3 +56,93 @@ def upsert_add(model, key: dict, deltas: dict) -> None:
     sql, fields = _statement(model, (*key, *deltas), (), len(key))
     with connection.cursor() as cursor:
         cursor.execute(sql, _params(fields, [*key.values(), *deltas.values()]))
+
+
+def ledger_write(
+    *,
+    ledger_model,
+    ledger: dict,
+    daily: tuple,
+    monthly: tuple,
+    claim: tuple[str, list] | None = None,
+) -> tuple[bool, int | None]:
+    """Insert a ledger row unless its request id is recorded (``ON CONFLICT DO NOTHING``), and
+    add it to the daily and monthly sums (``daily``/``monthly``: ``(model, key, deltas)``).
+
+    With ``claim`` (an ``UPDATE`` and its parameters), nothing happens unless that statement
+    changes a row. On PostgreSQL all of it is ONE statement (data-modifying CTEs), so outside a
+    transaction it commits on its own, without ``BEGIN``/``COMMIT`` round trips; elsewhere the
+    same statements run in one transaction. Returns (claimed, the new ledger row's id or None).
+    """
+    if connection.vendor != "postgresql":
+        return _ledger_write_statements(
+            ledger_model=ledger_model, ledger=ledger, daily=daily, monthly=monthly, claim=claim
+        )
+    sql, fields = _ledger_cte(
+        ledger_model,
+        tuple(ledger),
+        (daily[0], tuple(daily[1]), tuple(daily[2])),
+        (monthly[0], tuple(monthly[1]), tuple(monthly[2])),
+        claim[0] if claim else None,
+    )
+    values = [
+        *ledger.values(),
+        *daily[1].values(),
+        *daily[2].values(),
+        *monthly[1].values(),
+        *monthly[2].values(),
+    ]
+    params = (list(claim[1]) if claim else []) + _params(fields, values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        claimed, pk = cursor.fetchone()
+    return bool(claimed), pk
+
+
+@cache
+def _ledger_cte(ledger_model, ledger_names, daily, monthly, claim_sql: str | None) -> tuple:
+    quote = connection.ops.quote_name
+    parts, fields = [], []
+    source = ""
+    if claim_sql:
+        parts.append(f"claimed AS ({claim_sql} RETURNING 1 AS one)")
+        source = " FROM claimed"
+    meta = ledger_model._meta
+    table = quote(meta.db_table)
+    ledger_fields = [meta.get_field(name) for name in ledger_names]
+    fields += ledger_fields
+    columns = ", ".join(quote(f.column) for f in ledger_fields)
+    placeholders = ", ".join(["%s"] * len(ledger_fields))
+    parts.append(
+        f"ledger AS (INSERT INTO {table} ({columns}) SELECT {placeholders}{source} "  # noqa: S608
+        f"ON CONFLICT ({quote('org_id')}, {quote('request_id')}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)} AS id)"
+    )
+    for name, (model, key, deltas) in (("daily", daily), ("monthly", monthly)):
+        names = (*key, *deltas)
+        upsert_sql, upsert_fields = _statement(model, names, (), len(key))
+        insert, conflict = upsert_sql.split(" VALUES ", 1)
+        conflict = conflict.split(" ON CONFLICT ", 1)[1]
+        marks = ", ".join(["%s"] * len(names))
+        sql = f"{name} AS ({insert} SELECT {marks} FROM ledger ON CONFLICT {conflict})"  # noqa: S608
+        parts.append(sql)
+        fields += upsert_fields
+    claimed = "(SELECT count(*) FROM claimed)" if claim_sql else "1"
+    sql = f"WITH {', '.join(parts)} SELECT {claimed}, (SELECT id FROM ledger)"  # noqa: S608
+    return sql, tuple(fields)
+
+
+def _ledger_write_statements(*, ledger_model, ledger, daily, monthly, claim):
+    from django.db import transaction
+
+    with transaction.atomic():
+        if claim:
+            with connection.cursor() as cursor:
+                cursor.execute(*claim)
+                if cursor.rowcount != 1:
+                    return False, None
+        pk = insert_returning_id(ledger_model, ledger, conflict=("org_id", "request_id"))
+        if pk is not None:
+            upsert_add(*daily)
+            upsert_add(*monthly)
+    return True, pk

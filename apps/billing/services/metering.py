@@ -19,15 +19,14 @@ from apps.billing.models import (
     CostLedger,
     Kind,
     Reservation,
-    UsageDaily,
-    UsageMonthly,
 )
-from apps.billing.periods import current_period, local_date
+from apps.billing.periods import current_period
 from apps.billing.services._common import BudgetExceeded
-from apps.billing.services._sql import insert_returning_id, upsert_add
+from apps.billing.services._sql import insert_returning_id
 from apps.billing.services.budgets import _lock_budgets
-from apps.billing.services.prices import _normalise_currency, _price_and_cost
-from apps.billing.services.thresholds import _alert_refusal, _evaluate_thresholds
+from apps.billing.services.ledger import _savepoint_if_nested, _write_ledger
+from apps.billing.services.prices import _price_and_cost
+from apps.billing.services.thresholds import _alert_refusal
 from apps.core import events
 from apps.core.exceptions import NotFoundError
 from apps.orgs.models import Organization
@@ -160,9 +159,10 @@ def _hold_cost(*, org, config, now, **call) -> tuple[Decimal, str]:
     return cost, currency
 
 
-def _check_hold(*, org, now, reservation: Reservation) -> None:
+def _check_hold(*, org, now, reservation: Reservation, included: bool = False) -> None:
     """Lock the budgets the call counts against and raise ``BudgetExceeded`` if its estimate
-    does not fit (in the caller's transaction; the locks last until it commits)."""
+    does not fit (in the caller's transaction; the locks last until it commits). ``included``:
+    the reservation is already inserted in this transaction."""
     budgets = _lock_budgets(
         org=org, user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
     )
@@ -175,6 +175,7 @@ def _check_hold(*, org, now, reservation: Reservation) -> None:
             cost=reservation.estimated_cost,
             currency=reservation.currency,
             tokens=reservation.estimated_tokens,
+            included=included,
         )
 
 
@@ -199,13 +200,14 @@ def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
         "updated_at": now,
         **{name: getattr(reservation, name) for name in _RESERVATION_COLUMNS},
     }
-    if check:
-        # Everything above runs before the budget locks: they serialise an organisation's
-        # reservations until commit, so as little as possible happens while they are held.
-        _check_hold(org=org, now=now, reservation=reservation)
     pk = insert_returning_id(Reservation, values, conflict=("org_id", "request_id"))
     if pk is None:
         return None
+    if check:
+        # The budget locks serialise an organisation's reservations until commit, so they are
+        # taken last: while they are held only the sums are read (they see the row inserted
+        # above as a live hold) before the commit. A refusal rolls the insert back.
+        _check_hold(org=org, now=now, reservation=reservation, included=True)
     reservation.pk = pk
     reservation._state.adding = False
     reservation._state.db = connection.alias
@@ -269,15 +271,22 @@ def _check_fits(
     cost: Decimal,
     currency: str,
     tokens: int,
+    included: bool = False,
 ) -> None:
     """Raise ``BudgetExceeded`` for the first budget that this call would take over its limit
-    (ledger this month + live holds + this estimate). The budgets are locked by the caller."""
+    (ledger this month + live holds + this estimate). The budgets are locked by the caller.
+    ``included``: the call's own reservation is already inserted (uncommitted), so the live
+    holds read count it."""
     period_key = current_period(org, now).key
     # One statement, hence one snapshot (see selectors.budget_sums).
     sums = selectors.budget_sums(budgets=budgets, org=org, period_key=period_key, held_at=now)
     for budget in budgets:
         used_money = sums[budget.pk].money_used + sums[budget.pk].money_held
         used_tokens = sums[budget.pk].tokens_used + sums[budget.pk].tokens_held
+        if included:
+            used_tokens -= tokens
+            if currency == budget.currency:
+                used_money -= cost
         if (
             budget.money_limit is not None
             and currency == budget.currency
@@ -323,18 +332,21 @@ def settle(
     A released or expired reservation can still be settled: the call happened, it costs.
     """
     org = reservation.org  # From the reservation itself: it cannot name another org's row.
+    usage = dict(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        units=units,
+        provider_cost=provider_cost,
+        provider_currency=provider_currency or "",
+        model=model,
+        usage_source=usage_source,
+    )
     try:
-        return _settle(
-            org=org,
-            reservation_id=reservation.pk,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            units=units,
-            provider_cost=provider_cost,
-            provider_currency=provider_currency or "",
-            model=model,
-            usage_source=usage_source,
-        )
+        if reservation.pk is not None and reservation.status != Reservation.Status.SETTLED:
+            entry = _settle_fast(org=org, reservation=reservation, **usage)
+            if entry is not None:
+                return entry
+        return _settle(org=org, reservation_id=reservation.pk, **usage)
     except IntegrityError:
         # The request id was already recorded (``record_usage`` with the same id).
         existing = selectors.ledger_get(org=org, request_id=reservation.request_id)
@@ -377,6 +389,80 @@ def _settle(
         reservation.status = Reservation.Status.SETTLED
         reservation.finished_at = now
         reservation.save(update_fields=["status", "finished_at", "updated_at"])
+    _claimed, entry = _settle_write(
+        org=org,
+        reservation=reservation,
+        now=now,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        units=units,
+        provider_cost=provider_cost,
+        provider_currency=provider_currency,
+        model=model,
+        usage_source=usage_source,
+    )
+    if entry is None:
+        # The request id was already recorded (``record_usage`` with the same id); the
+        # reservation is settled by it.
+        return selectors.ledger_get(org=org, request_id=reservation.request_id)
+    return entry
+
+
+def _settle_fast(*, org, reservation: Reservation, **usage) -> CostLedger | None:
+    """Settle from the caller's reservation instance in one statement on PostgreSQL: mark it
+    settled only if it is not yet and still holds what the instance says (else None, nothing
+    written: the locking path decides), insert the ledger row and add to the sums."""
+    now = timezone.now()
+    at = Reservation._meta.get_field("finished_at").get_db_prep_save(now, connection)
+    settled = Reservation.Status.SETTLED
+    r = reservation
+    params = [settled, at, at, org.pk, r.pk, settled, r.request_id, r.provider, r.model, r.kind]
+    params += [r.estimated_input_tokens, r.estimated_output_tokens, r.estimated_units]
+    params += [r.user_id, r.wechat_account_id, r.conversation_id, r.sop_run_id]
+    claim = (_FAST_CLAIM_SQL[connection.vendor == "postgresql"], params)
+    with _savepoint_if_nested():
+        claimed, entry = _settle_write(
+            org=org, reservation=reservation, now=now, claim=claim, **usage
+        )
+    if not claimed:
+        return None
+    if entry is None:  # Recorded by ``record_usage`` under the same request id.
+        return selectors.ledger_get(org=org, request_id=reservation.request_id)
+    reservation.status = settled
+    reservation.finished_at = now
+    return entry
+
+
+def _fast_claim_sql(null_safe_equal: str) -> str:
+    # Fixed column names (the model's default table and columns).
+    return (
+        "UPDATE billing_reservation SET status = %s, finished_at = %s, updated_at = %s "  # noqa: S608
+        "WHERE org_id = %s AND id = %s AND status <> %s AND request_id = %s AND provider = %s "
+        "AND model = %s AND kind = %s AND estimated_input_tokens = %s "
+        "AND estimated_output_tokens = %s AND estimated_units = %s "
+        f"AND user_id {null_safe_equal} %s AND wechat_account_id {null_safe_equal} %s "
+        f"AND conversation_id {null_safe_equal} %s AND sop_run_id {null_safe_equal} %s"
+    )
+
+
+# Indexed by "is PostgreSQL": SQLite's IS compares NULLs as equal.
+_FAST_CLAIM_SQL = (_fast_claim_sql("IS"), _fast_claim_sql("IS NOT DISTINCT FROM"))
+
+
+def _settle_write(
+    *,
+    org,
+    reservation: Reservation,
+    now: dt.datetime,
+    input_tokens,
+    output_tokens,
+    units,
+    provider_cost,
+    provider_currency,
+    model,
+    usage_source,
+    claim: tuple[str, list] | None = None,
+) -> tuple[bool, CostLedger | None]:
     config = metering_config(org.pk)
     estimated = input_tokens is None or output_tokens is None
     source = usage_source or (
@@ -384,7 +470,7 @@ def _settle(
     )
     input_tokens = reservation.estimated_input_tokens if input_tokens is None else input_tokens
     output_tokens = reservation.estimated_output_tokens if output_tokens is None else output_tokens
-    input_tokens, output_tokens = _cap_to_reservation(
+    input_tokens, output_tokens, overrun = _cap_to_reservation(
         org=org,
         config=config,
         reservation=reservation,
@@ -392,7 +478,7 @@ def _settle(
         output_tokens=output_tokens,
         model=model,
     )
-    entry = _write_ledger(
+    claimed, entry = _write_ledger(
         org=org,
         config=config,
         now=now,
@@ -411,12 +497,11 @@ def _settle(
         provider_cost=provider_cost,
         provider_currency=provider_currency,
         usage_source=source,
+        claim=claim,
     )
-    if entry is None:
-        # The request id was already recorded (``record_usage`` with the same id); the
-        # reservation is settled by it.
-        return selectors.ledger_get(org=org, request_id=reservation.request_id)
-    return entry
+    if claimed and overrun is not None:
+        transaction.on_commit(lambda: events.ai_usage_overrun.send(sender=Reservation, **overrun))
+    return claimed, entry
 
 
 _CLAIMED = (
@@ -470,23 +555,23 @@ def _cap_to_reservation(
     input_tokens: int,
     output_tokens: int,
     model: str | None,
-) -> tuple[int, int]:
+) -> tuple[int, int, dict | None]:
     """Usage to charge: at most the reservation's worth when a hard (blocking) budget applies.
 
     ``reserve`` proved that the reserved amount fits the budget; a provider that bills more
     (ignored ``max_tokens``, a server-side history larger than we saw) would otherwise take the
-    organisation past its hard limit after the fact. The overrun is announced as
+    organisation past its hard limit after the fact. The overrun (returned) is announced as
     ``ai_usage_overrun`` after commit (monitoring raises an alert) instead of being charged.
     """
     reserved_in = int(reservation.estimated_input_tokens)
     reserved_out = int(reservation.estimated_output_tokens)
     if input_tokens <= reserved_in and output_tokens <= reserved_out:
-        return input_tokens, output_tokens
+        return input_tokens, output_tokens, None
     blocking = config.blocking_applies(
         user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
     )
     if not blocking:
-        return input_tokens, output_tokens
+        return input_tokens, output_tokens, None
     overrun = {
         "org_id": org.pk,
         "request_id": reservation.request_id,
@@ -500,8 +585,7 @@ def _cap_to_reservation(
         "currency": reservation.currency,
         "conversation_id": reservation.conversation_id,
     }
-    transaction.on_commit(lambda: events.ai_usage_overrun.send(sender=Reservation, **overrun))
-    return min(input_tokens, reserved_in), min(output_tokens, reserved_out)
+    return min(input_tokens, reserved_in), min(output_tokens, reserved_out), overrun
 
 
 @transaction.atomic
@@ -573,178 +657,19 @@ def record_usage(
         return existing
 
 
-@transaction.atomic
 def _record_usage(*, org, request_id, user, wechat_account_id, **fields) -> CostLedger:
-    entry = _write_ledger(
-        org=org,
-        config=metering_config(org.pk),
-        now=timezone.now(),
-        reservation=None,
-        request_id=request_id,
-        user_id=getattr(user, "pk", None),
-        wechat_account_id=wechat_account_id,
-        **fields,
-    )
+    # No transaction of its own: on PostgreSQL the writes are one statement (``ledger_write``).
+    with _savepoint_if_nested():
+        _claimed, entry = _write_ledger(
+            org=org,
+            config=metering_config(org.pk),
+            now=timezone.now(),
+            reservation=None,
+            request_id=request_id,
+            user_id=getattr(user, "pk", None),
+            wechat_account_id=wechat_account_id,
+            **fields,
+        )
     if entry is None:  # Recorded before: nothing was written.
         return selectors.ledger_get(org=org, request_id=request_id)
     return entry
-
-
-def _write_ledger(
-    *,
-    org: Organization,
-    config: MeteringConfig,
-    now: dt.datetime,
-    reservation: Reservation | None,
-    request_id: str,
-    user_id: int | None,
-    wechat_account_id: int | None,
-    conversation_id: int | None,
-    sop_run_id: int | None,
-    provider: str,
-    model: str,
-    kind: str,
-    input_tokens: int,
-    output_tokens: int,
-    units: int,
-    provider_cost: Decimal | None,
-    provider_currency: str,
-    usage_source: str,
-) -> CostLedger | None:
-    """Insert the ledger row, add it to the daily and monthly sums, and check thresholds, in
-    the caller's transaction. None (and nothing written) when the request id is recorded."""
-    price, cost, currency = _price_and_cost(
-        org=org,
-        provider=provider,
-        model=model,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        units=units,
-        at=now,
-        provider_cost=provider_cost,
-        provider_currency=provider_currency,
-        config=config,
-    )
-    entry = CostLedger(
-        org=org,
-        request_id=request_id,
-        reservation=reservation,
-        user_id=user_id,
-        wechat_account_id=wechat_account_id,
-        conversation_id=conversation_id,
-        sop_run_id=sop_run_id,
-        provider=provider,
-        model=model,
-        kind=kind,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        units=units,
-        cost=cost,
-        currency=currency,
-        provider_cost=None if provider_cost is None else Decimal(provider_cost),
-        provider_currency=_normalise_currency(provider_currency),
-        usage_source=usage_source,
-        price=price,
-        created_at=now,
-    )
-    # Hot path: related rows are ones we just read, and the unique request id is enforced by
-    # the database (the conflict clause; the public functions catch other races).
-    entry.full_clean(
-        exclude=["org", "user", "reservation", "price"],
-        validate_unique=False,
-        validate_constraints=False,
-    )
-    values = {name: getattr(entry, name) for name in _LEDGER_COLUMNS}
-    pk = insert_returning_id(CostLedger, values, conflict=("org_id", "request_id"))
-    if pk is None:
-        return None
-    entry.pk = pk
-    entry._state.adding = False
-    entry._state.db = connection.alias
-    _usage_add(entry=entry, org=org)
-    budgets = config.budgets_applicable(user_id=user_id, wechat_account_id=wechat_account_id)
-    if budgets:
-        _thresholds_check(org=org, budgets=budgets, now=now)
-    return entry
-
-
-def _thresholds_check(*, org: Organization, budgets: list[Budget], now: dt.datetime) -> None:
-    """Record the thresholds the usage has reached, without taking the budget locks.
-
-    Checked twice: in the transaction (its own write included, so a single writer records the
-    alert with its ledger row), and again after commit. Two settlements committing at once may
-    each miss the other's uncommitted write in the first check, but whichever commits last sees
-    both in the second. The alert is unique per budget, period and threshold, so seeing a
-    crossing twice records it once. Locking the budgets instead would serialise every
-    settlement of an organisation behind its budget row until commit (issue 19)."""
-    _evaluate_thresholds(org=org, budgets=budgets, now=now)
-
-    def after_commit() -> None:
-        try:
-            with transaction.atomic():
-                _evaluate_thresholds(org=org, budgets=budgets, now=now)
-        except Exception:  # noqa: BLE001 - the usage is recorded; the next call re-checks
-            logger.exception("billing: threshold check after commit failed (org %s)", org.pk)
-
-    transaction.on_commit(after_commit)
-
-
-_LEDGER_COLUMNS = (
-    "org_id",
-    "request_id",
-    "reservation_id",
-    "user_id",
-    "wechat_account_id",
-    "conversation_id",
-    "sop_run_id",
-    "provider",
-    "model",
-    "kind",
-    "input_tokens",
-    "output_tokens",
-    "units",
-    "cost",
-    "currency",
-    "provider_cost",
-    "provider_currency",
-    "usage_source",
-    "price_id",
-    "created_at",
-)
-
-
-def _usage_add(*, entry: CostLedger, org: Organization) -> None:
-    day = local_date(org, entry.created_at)
-    user_id = entry.user_id or 0
-    account_id = entry.wechat_account_id or 0
-    upsert_add(
-        UsageDaily,
-        {
-            "org_id": org.pk,
-            "date": day,
-            "provider": entry.provider,
-            "model": entry.model,
-            "kind": entry.kind,
-            "user_id": user_id,
-            "wechat_account_id": account_id,
-            "currency": entry.currency,
-        },
-        {
-            "calls": 1,
-            "input_tokens": entry.input_tokens,
-            "output_tokens": entry.output_tokens,
-            "units": entry.units,
-            "cost": entry.cost,
-        },
-    )
-    upsert_add(
-        UsageMonthly,
-        {
-            "org_id": org.pk,
-            "period": day.strftime("%Y-%m"),
-            "user_id": user_id,
-            "wechat_account_id": account_id,
-            "currency": entry.currency,
-        },
-        {"calls": 1, "tokens": entry.total_tokens, "cost": entry.cost},
-    )
