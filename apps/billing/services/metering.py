@@ -159,13 +159,17 @@ def _hold_cost(*, org, config, now, **call) -> tuple[Decimal, str]:
     return cost, currency
 
 
-def _check_hold(*, org, now, reservation: Reservation, included: bool = False) -> None:
+def _check_hold(
+    *, org, config: MeteringConfig, now, reservation: Reservation, included: bool = False
+) -> None:
     """Lock the budgets the call counts against and raise ``BudgetExceeded`` if its estimate
     does not fit (in the caller's transaction; the locks last until it commits). ``included``:
     the reservation is already inserted in this transaction."""
-    budgets = _lock_budgets(
-        org=org, user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
-    )
+    budgets = _lock_cached_budgets(org=org, config=config, reservation=reservation)
+    if budgets is None:
+        budgets = _lock_budgets(
+            org=org, user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
+        )
     blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
     if blocking:
         _check_fits(
@@ -177,6 +181,30 @@ def _check_hold(*, org, now, reservation: Reservation, included: bool = False) -
             tokens=reservation.estimated_tokens,
             included=included,
         )
+
+
+_LOCK_SQL = (
+    "SELECT id, money_limit, token_limit, currency, action FROM billing_budget "
+    "WHERE org_id = %s AND is_active AND id = ANY(%s) ORDER BY id FOR UPDATE"
+)
+
+
+def _lock_cached_budgets(
+    *, org, config: MeteringConfig, reservation: Reservation
+) -> list[Budget] | None:
+    """Lock the cached budgets the call counts against (PostgreSQL, one hand-written statement
+    instead of compiling the ORM query) and return them if their limits are unchanged; None
+    when the caller must lock and read them through the ORM (SQLite, or they changed)."""
+    if connection.vendor != "postgresql":
+        return None
+    cached = config.budgets_applicable(
+        user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [org.pk, [b.pk for b in cached]])
+        rows = cursor.fetchall()
+    expected = [(b.pk, b.money_limit, b.token_limit, b.currency, b.action) for b in cached]
+    return cached if [tuple(row) for row in rows] == expected else None
 
 
 def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
@@ -207,7 +235,7 @@ def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
         # The budget locks serialise an organisation's reservations until commit, so they are
         # taken last: while they are held only the sums are read (they see the row inserted
         # above as a live hold) before the commit. A refusal rolls the insert back.
-        _check_hold(org=org, now=now, reservation=reservation, included=True)
+        _check_hold(org=org, config=config, now=now, reservation=reservation, included=True)
     reservation.pk = pk
     reservation._state.adding = False
     reservation._state.db = connection.alias
@@ -253,7 +281,7 @@ def _reserve_existing(*, org, config, request_id, user, wechat_account_id, **cal
         setattr(existing, name, value)
     existing.full_clean(exclude=["org", "user"], validate_unique=False, validate_constraints=False)
     if blocking:
-        _check_hold(org=org, now=now, reservation=existing)
+        _check_hold(org=org, config=config, now=now, reservation=existing)
     # Reactivate only if nobody settled or re-held it meanwhile.
     reactivated = Reservation.objects.filter(
         pk=existing.pk, status__in=[Reservation.Status.RELEASED, Reservation.Status.EXPIRED]
