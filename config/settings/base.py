@@ -437,6 +437,9 @@ BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", def
 BILLING_DEFAULT_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_OUTPUT_TOKENS", default=512)
 BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="CNY")
 BILLING_DEFAULT_SOFT_THRESHOLDS = [80, 95]
+# Longest a process keeps an organisation's budgets and prices cached for metering (each call
+# also checks a Redis token that every budget/price write changes; see apps/billing/config_cache).
+BILLING_CONFIG_CACHE_SECONDS = env.int("BILLING_CONFIG_CACHE_SECONDS", default=60)
 
 # --- Secrets at rest ----------------------------------------------------------------------------
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation: prepend a new key, then

@@ -21,8 +21,11 @@ CUSTOMER = "wxid_query_counter"
 _SAVEPOINT = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b")
 # Measured 66 on 2026-12-04 (webhook insert and claim 4, processing 10, AI turn with failover
 # list, reservation and settlement 30, the reply's insert and send 15, platform metering 7).
-# Issue 19's goal is 30; this bound stops regressions until the metering path is folded.
-MAX_QUERIES_PER_MESSAGE = 70
+# Metering folded on 2026-12-04: 52 on PostgreSQL (reserve 1 statement, settle 1, platform
+# metering 1; budgets and prices come from the per-process config cache). SQLite has no
+# data-modifying CTEs, so the ledger row and its two aggregates are separate statements there
+# (+5). Issue 19's goal is 30; this bound stops regressions until the rest of the loop is folded.
+MAX_QUERIES_PER_MESSAGE = {"postgresql": 52, "sqlite": 57}
 
 
 def _history(conversation: Conversation, count: int) -> None:
@@ -75,5 +78,5 @@ def test_queries_per_message_are_bounded_and_do_not_grow_with_history(
             account, gewe, django_capture_on_commit_callbacks, f"after {history}"
         )
     assert Message.objects.filter(conversation=conversation).count() >= 10_000
-    assert counts[0] <= MAX_QUERIES_PER_MESSAGE, counts
+    assert counts[0] <= MAX_QUERIES_PER_MESSAGE[connection.vendor], counts
     assert counts[0] == counts[100] == counts[10_000], counts

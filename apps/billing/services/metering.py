@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 
 from django.conf import settings
@@ -12,22 +13,25 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.billing import selectors
+from apps.billing.config_cache import MeteringConfig, metering_config
 from apps.billing.models import (
     Budget,
     CostLedger,
     Kind,
     Reservation,
-    UsageDaily,
-    UsageMonthly,
 )
-from apps.billing.periods import current_period, local_date
+from apps.billing.periods import current_period
 from apps.billing.services._common import BudgetExceeded
+from apps.billing.services._sql import insert_returning_id
 from apps.billing.services.budgets import _lock_budgets
-from apps.billing.services.prices import _normalise_currency, _price_and_cost
-from apps.billing.services.thresholds import _alert_refusal, _evaluate_thresholds
+from apps.billing.services.ledger import _savepoint_if_nested, _write_ledger
+from apps.billing.services.prices import _price_and_cost
+from apps.billing.services.thresholds import _alert_refusal
 from apps.core import events
 from apps.core.exceptions import NotFoundError
 from apps.orgs.models import Organization
+
+logger = logging.getLogger(__name__)
 
 
 # --- Reserve / settle / release -------------------------------------------------------------------
@@ -60,22 +64,40 @@ def reserve(
     """
     if estimated_output_tokens is None:
         estimated_output_tokens = settings.BILLING_DEFAULT_OUTPUT_TOKENS
+    call = dict(
+        provider=provider,
+        model=model,
+        kind=kind,
+        estimated_input_tokens=estimated_input_tokens,
+        estimated_output_tokens=estimated_output_tokens,
+        request_id=request_id,
+        user=user,
+        wechat_account_id=wechat_account_id,
+        conversation_id=conversation_id,
+        sop_run_id=sop_run_id,
+        estimated_units=estimated_units,
+    )
+    config = metering_config(org.pk)
     try:
-        return _reserve(
-            org=org,
-            provider=provider,
-            model=model,
-            kind=kind,
-            estimated_input_tokens=estimated_input_tokens,
-            estimated_output_tokens=estimated_output_tokens,
-            request_id=request_id,
-            user=user,
-            wechat_account_id=wechat_account_id,
-            conversation_id=conversation_id,
-            sop_run_id=sop_run_id,
-            estimated_units=estimated_units,
+        blocking = config.blocking_applies(
+            user_id=getattr(user, "pk", None), wechat_account_id=wechat_account_id
         )
+        if blocking:
+            with transaction.atomic():
+                reservation = _reserve_new(org=org, config=config, check=True, **call)
+        else:
+            # No budget can refuse the call: one autocommitted INSERT, no lock, no transaction.
+            reservation = _reserve_new(org=org, config=config, check=False, **call)
+        if reservation is None:  # The request id exists: a retry or a re-hold.
+            reservation = _reserve_existing(org=org, config=config, **call)
+        return reservation
     except BudgetExceeded as exc:
+        existing = selectors.reservation_get(org=org, request_id=request_id)
+        if existing is not None and existing.status in (
+            Reservation.Status.HELD,
+            Reservation.Status.SETTLED,
+        ):
+            return existing  # A retry of an admitted call is not refused afterwards.
         _alert_refusal(org=org, exc=exc)
         raise
     except IntegrityError:
@@ -86,10 +108,11 @@ def reserve(
         return existing
 
 
-@transaction.atomic
-def _reserve(
+def _reservation_fields(
     *,
-    org,
+    now: dt.datetime,
+    cost: Decimal,
+    currency: str,
     provider,
     model,
     kind,
@@ -101,32 +124,8 @@ def _reserve(
     conversation_id,
     sop_run_id,
     estimated_units,
-) -> Reservation:
-    existing = selectors.reservation_get(org=org, request_id=request_id)
-    if existing is not None and existing.status in (
-        Reservation.Status.HELD,
-        Reservation.Status.SETTLED,
-    ):
-        return existing
-    # New, or a retry after a release/expiry: the hold is taken (and checked) again.
-    now = timezone.now()
-    user_id = getattr(user, "pk", None)
-    _price, cost, currency = _price_and_cost(
-        org=org,
-        provider=provider,
-        model=model,
-        input_tokens=estimated_input_tokens,
-        output_tokens=estimated_output_tokens,
-        units=estimated_units,
-        at=now,
-    )
-    tokens = int(estimated_input_tokens) + int(estimated_output_tokens)
-    budgets = _lock_budgets(org=org, user_id=user_id, wechat_account_id=wechat_account_id)
-    blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
-    if blocking:
-        _check_fits(org=org, budgets=blocking, now=now, cost=cost, currency=currency, tokens=tokens)
-    reservation = existing or Reservation(org=org, request_id=request_id)
-    fields = dict(
+) -> dict:
+    return dict(
         status=Reservation.Status.HELD,
         finished_at=None,
         user=user,
@@ -143,23 +142,153 @@ def _reserve(
         currency=currency,
         expires_at=now + dt.timedelta(seconds=settings.BILLING_RESERVATION_TTL_SECONDS),
     )
-    for name, value in fields.items():
-        setattr(reservation, name, value)
+
+
+def _hold_cost(*, org, config, now, **call) -> tuple[Decimal, str]:
+    """Cost and currency of the call's estimate."""
+    _price, cost, currency = _price_and_cost(
+        org=org,
+        provider=call["provider"],
+        model=call["model"],
+        input_tokens=call["estimated_input_tokens"],
+        output_tokens=call["estimated_output_tokens"],
+        units=call["estimated_units"],
+        at=now,
+        config=config,
+    )
+    return cost, currency
+
+
+def _check_hold(
+    *, org, config: MeteringConfig, now, reservation: Reservation, included: bool = False
+) -> None:
+    """Lock the budgets the call counts against and raise ``BudgetExceeded`` if its estimate
+    does not fit (in the caller's transaction; the locks last until it commits). ``included``:
+    the reservation is already inserted in this transaction."""
+    budgets = _lock_cached_budgets(org=org, config=config, reservation=reservation)
+    if budgets is None:
+        budgets = _lock_budgets(
+            org=org, user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
+        )
+    blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
+    if blocking:
+        _check_fits(
+            org=org,
+            budgets=blocking,
+            now=now,
+            cost=reservation.estimated_cost,
+            currency=reservation.currency,
+            tokens=reservation.estimated_tokens,
+            included=included,
+        )
+
+
+_LOCK_SQL = (
+    "SELECT id, money_limit, token_limit, currency, action FROM billing_budget "
+    "WHERE org_id = %s AND is_active AND id = ANY(%s) ORDER BY id FOR UPDATE"
+)
+
+
+def _lock_cached_budgets(
+    *, org, config: MeteringConfig, reservation: Reservation
+) -> list[Budget] | None:
+    """Lock the cached budgets the call counts against (PostgreSQL, one hand-written statement
+    instead of compiling the ORM query) and return them if their limits are unchanged; None
+    when the caller must lock and read them through the ORM (SQLite, or they changed)."""
+    if connection.vendor != "postgresql":
+        return None
+    cached = config.budgets_applicable(
+        user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [org.pk, [b.pk for b in cached]])
+        rows = cursor.fetchall()
+    expected = [(b.pk, b.money_limit, b.token_limit, b.currency, b.action) for b in cached]
+    return cached if [tuple(row) for row in rows] == expected else None
+
+
+def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
+    """Hold a call under a new request id: one ``INSERT ... ON CONFLICT DO NOTHING``. None when
+    the request id already exists (nothing written)."""
+    now = timezone.now()
+    cost, currency = _hold_cost(org=org, config=config, now=now, **call)
+    fields = _reservation_fields(now=now, cost=cost, currency=currency, **call)
+    reservation = Reservation(
+        org=org, request_id=call["request_id"], created_at=now, updated_at=now, **fields
+    )
     # Hot path: the foreign keys are instances we hold and the unique request id is enforced by
-    # the database (``reserve`` catches a racing duplicate), so skip those validation queries.
+    # the database (the conflict clause), so skip those validation queries.
     reservation.full_clean(
         exclude=["org", "user"], validate_unique=False, validate_constraints=False
     )
-    if existing is None:
-        reservation.save()
-    else:
-        # Reactivate only if nobody settled or re-held it meanwhile.
-        reactivated = Reservation.objects.filter(
-            pk=existing.pk, status__in=[Reservation.Status.RELEASED, Reservation.Status.EXPIRED]
-        ).update(**fields, updated_at=now)
-        if not reactivated:
-            return Reservation.objects.get(pk=existing.pk)
+    values = {
+        "org_id": org.pk,
+        "request_id": reservation.request_id,
+        "created_at": now,
+        "updated_at": now,
+        **{name: getattr(reservation, name) for name in _RESERVATION_COLUMNS},
+    }
+    pk = insert_returning_id(Reservation, values, conflict=("org_id", "request_id"))
+    if pk is None:
+        return None
+    if check:
+        # The budget locks serialise an organisation's reservations until commit, so they are
+        # taken last: while they are held only the sums are read (they see the row inserted
+        # above as a live hold) before the commit. A refusal rolls the insert back.
+        _check_hold(org=org, config=config, now=now, reservation=reservation, included=True)
+    reservation.pk = pk
+    reservation._state.adding = False
+    reservation._state.db = connection.alias
     return reservation
+
+
+_RESERVATION_COLUMNS = (
+    "status",
+    "finished_at",
+    "user_id",
+    "wechat_account_id",
+    "conversation_id",
+    "sop_run_id",
+    "provider",
+    "model",
+    "kind",
+    "estimated_input_tokens",
+    "estimated_output_tokens",
+    "estimated_units",
+    "estimated_cost",
+    "currency",
+    "expires_at",
+)
+
+
+@transaction.atomic
+def _reserve_existing(*, org, config, request_id, user, wechat_account_id, **call) -> Reservation:
+    """The request id is known: return its reservation while held or settled; after a release
+    or an expiry (a retried call) check the hold again and re-activate the row."""
+    existing = selectors.reservation_get(org=org, request_id=request_id)
+    if existing is None:
+        raise IntegrityError("reservation vanished")  # Deleted meanwhile: ``reserve`` re-reads.
+    if existing.status in (Reservation.Status.HELD, Reservation.Status.SETTLED):
+        return existing
+    now = timezone.now()
+    blocking = config.blocking_applies(
+        user_id=getattr(user, "pk", None), wechat_account_id=wechat_account_id
+    )
+    call.update(request_id=request_id, user=user, wechat_account_id=wechat_account_id)
+    cost, currency = _hold_cost(org=org, config=config, now=now, **call)
+    fields = _reservation_fields(now=now, cost=cost, currency=currency, **call)
+    for name, value in fields.items():
+        setattr(existing, name, value)
+    existing.full_clean(exclude=["org", "user"], validate_unique=False, validate_constraints=False)
+    if blocking:
+        _check_hold(org=org, config=config, now=now, reservation=existing)
+    # Reactivate only if nobody settled or re-held it meanwhile.
+    reactivated = Reservation.objects.filter(
+        pk=existing.pk, status__in=[Reservation.Status.RELEASED, Reservation.Status.EXPIRED]
+    ).update(**fields, updated_at=now)
+    if not reactivated:
+        return Reservation.objects.get(pk=existing.pk)
+    return existing
 
 
 def _check_fits(
@@ -170,15 +299,22 @@ def _check_fits(
     cost: Decimal,
     currency: str,
     tokens: int,
+    included: bool = False,
 ) -> None:
     """Raise ``BudgetExceeded`` for the first budget that this call would take over its limit
-    (ledger this month + live holds + this estimate). The budgets are locked by the caller."""
+    (ledger this month + live holds + this estimate). The budgets are locked by the caller.
+    ``included``: the call's own reservation is already inserted (uncommitted), so the live
+    holds read count it."""
     period_key = current_period(org, now).key
     # One statement, hence one snapshot (see selectors.budget_sums).
     sums = selectors.budget_sums(budgets=budgets, org=org, period_key=period_key, held_at=now)
     for budget in budgets:
         used_money = sums[budget.pk].money_used + sums[budget.pk].money_held
         used_tokens = sums[budget.pk].tokens_used + sums[budget.pk].tokens_held
+        if included:
+            used_tokens -= tokens
+            if currency == budget.currency:
+                used_money -= cost
         if (
             budget.money_limit is not None
             and currency == budget.currency
@@ -224,18 +360,21 @@ def settle(
     A released or expired reservation can still be settled: the call happened, it costs.
     """
     org = reservation.org  # From the reservation itself: it cannot name another org's row.
+    usage = dict(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        units=units,
+        provider_cost=provider_cost,
+        provider_currency=provider_currency or "",
+        model=model,
+        usage_source=usage_source,
+    )
     try:
-        return _settle(
-            org=org,
-            reservation_id=reservation.pk,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            units=units,
-            provider_cost=provider_cost,
-            provider_currency=provider_currency or "",
-            model=model,
-            usage_source=usage_source,
-        )
+        if reservation.pk is not None and reservation.status != Reservation.Status.SETTLED:
+            entry = _settle_fast(org=org, reservation=reservation, **usage)
+            if entry is not None:
+                return entry
+        return _settle(org=org, reservation_id=reservation.pk, **usage)
     except IntegrityError:
         # The request id was already recorded (``record_usage`` with the same id).
         existing = selectors.ledger_get(org=org, request_id=reservation.request_id)
@@ -263,28 +402,114 @@ def _settle(
     # Lock order: this reservation, the aggregate rows (upserts), then the budgets (only to
     # evaluate thresholds, after the writes). Nothing takes them the other way round:
     # ``reserve`` holds budget locks but only reads and inserts a new reservation.
-    reservation = Reservation.objects.select_for_update().filter(org=org, id=reservation_id).first()
+    now = timezone.now()
+    reservation = _claim(org=org, reservation_id=reservation_id, now=now)
     if reservation is None:
-        raise NotFoundError(_("Reservation not found."))
-    if reservation.status == Reservation.Status.SETTLED:
+        # Already settled (return its ledger row) or missing: the locking path decides.
+        reservation = (
+            Reservation.objects.select_for_update().filter(org=org, id=reservation_id).first()
+        )
+        if reservation is None:
+            raise NotFoundError(_("Reservation not found."))
         existing = selectors.ledger_get(org=org, request_id=reservation.request_id)
         if existing is not None:
             return existing
+        reservation.status = Reservation.Status.SETTLED
+        reservation.finished_at = now
+        reservation.save(update_fields=["status", "finished_at", "updated_at"])
+    _claimed, entry = _settle_write(
+        org=org,
+        reservation=reservation,
+        now=now,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        units=units,
+        provider_cost=provider_cost,
+        provider_currency=provider_currency,
+        model=model,
+        usage_source=usage_source,
+    )
+    if entry is None:
+        # The request id was already recorded (``record_usage`` with the same id); the
+        # reservation is settled by it.
+        return selectors.ledger_get(org=org, request_id=reservation.request_id)
+    return entry
+
+
+def _settle_fast(*, org, reservation: Reservation, **usage) -> CostLedger | None:
+    """Settle from the caller's reservation instance in one statement on PostgreSQL: mark it
+    settled only if it is not yet and still holds what the instance says (else None, nothing
+    written: the locking path decides), insert the ledger row and add to the sums."""
+    now = timezone.now()
+    at = Reservation._meta.get_field("finished_at").get_db_prep_save(now, connection)
+    settled = Reservation.Status.SETTLED
+    r = reservation
+    params = [settled, at, at, org.pk, r.pk, settled, r.request_id, r.provider, r.model, r.kind]
+    params += [r.estimated_input_tokens, r.estimated_output_tokens, r.estimated_units]
+    params += [r.user_id, r.wechat_account_id, r.conversation_id, r.sop_run_id]
+    claim = (_FAST_CLAIM_SQL[connection.vendor == "postgresql"], params)
+    with _savepoint_if_nested():
+        claimed, entry = _settle_write(
+            org=org, reservation=reservation, now=now, claim=claim, **usage
+        )
+    if not claimed:
+        return None
+    if entry is None:  # Recorded by ``record_usage`` under the same request id.
+        return selectors.ledger_get(org=org, request_id=reservation.request_id)
+    reservation.status = settled
+    reservation.finished_at = now
+    return entry
+
+
+def _fast_claim_sql(null_safe_equal: str) -> str:
+    # Fixed column names (the model's default table and columns).
+    return (
+        "UPDATE billing_reservation SET status = %s, finished_at = %s, updated_at = %s "  # noqa: S608
+        "WHERE org_id = %s AND id = %s AND status <> %s AND request_id = %s AND provider = %s "
+        "AND model = %s AND kind = %s AND estimated_input_tokens = %s "
+        "AND estimated_output_tokens = %s AND estimated_units = %s "
+        f"AND user_id {null_safe_equal} %s AND wechat_account_id {null_safe_equal} %s "
+        f"AND conversation_id {null_safe_equal} %s AND sop_run_id {null_safe_equal} %s"
+    )
+
+
+# Indexed by "is PostgreSQL": SQLite's IS compares NULLs as equal.
+_FAST_CLAIM_SQL = (_fast_claim_sql("IS"), _fast_claim_sql("IS NOT DISTINCT FROM"))
+
+
+def _settle_write(
+    *,
+    org,
+    reservation: Reservation,
+    now: dt.datetime,
+    input_tokens,
+    output_tokens,
+    units,
+    provider_cost,
+    provider_currency,
+    model,
+    usage_source,
+    claim: tuple[str, list] | None = None,
+) -> tuple[bool, CostLedger | None]:
+    config = metering_config(org.pk)
     estimated = input_tokens is None or output_tokens is None
     source = usage_source or (
         CostLedger.UsageSource.ESTIMATED if estimated else CostLedger.UsageSource.REPORTED
     )
     input_tokens = reservation.estimated_input_tokens if input_tokens is None else input_tokens
     output_tokens = reservation.estimated_output_tokens if output_tokens is None else output_tokens
-    input_tokens, output_tokens = _cap_to_reservation(
+    input_tokens, output_tokens, overrun = _cap_to_reservation(
         org=org,
+        config=config,
         reservation=reservation,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         model=model,
     )
-    entry = _write_ledger(
+    claimed, entry = _write_ledger(
         org=org,
+        config=config,
+        now=now,
         reservation=reservation,
         request_id=reservation.request_id,
         user_id=reservation.user_id,
@@ -300,38 +525,81 @@ def _settle(
         provider_cost=provider_cost,
         provider_currency=provider_currency,
         usage_source=source,
+        claim=claim,
     )
-    reservation.status = Reservation.Status.SETTLED
-    reservation.finished_at = entry.created_at
-    reservation.save(update_fields=["status", "finished_at", "updated_at"])
-    return entry
+    if claimed and overrun is not None:
+        transaction.on_commit(lambda: events.ai_usage_overrun.send(sender=Reservation, **overrun))
+    return claimed, entry
+
+
+_CLAIMED = (
+    "request_id",
+    "user_id",
+    "wechat_account_id",
+    "conversation_id",
+    "sop_run_id",
+    "provider",
+    "model",
+    "kind",
+    "estimated_input_tokens",
+    "estimated_output_tokens",
+    "estimated_units",
+    "estimated_cost",
+    "currency",
+)
+
+# Fixed column names (the model's default table and columns).
+_CLAIM_SQL = (
+    "UPDATE billing_reservation SET status = %s, finished_at = %s, updated_at = %s "  # noqa: S608
+    "WHERE org_id = %s AND id = %s AND status <> %s "
+    f"RETURNING {', '.join(_CLAIMED)}"
+)
+
+
+def _claim(*, org, reservation_id: int, now: dt.datetime) -> Reservation | None:
+    """Mark a reservation not yet settled as settled and return what settling needs, in one
+    statement (it also locks the row until commit). None when it is settled or missing."""
+    sql = _CLAIM_SQL
+    field = Reservation._meta.get_field("finished_at")
+    at = field.get_db_prep_save(now, connection)
+    settled = Reservation.Status.SETTLED
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [settled, at, at, org.pk, reservation_id, settled])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = dict(zip(_CLAIMED, row, strict=True))
+    values["estimated_cost"] = Decimal(str(values["estimated_cost"]))
+    return Reservation(
+        pk=reservation_id, org=org, status=settled, finished_at=now, updated_at=now, **values
+    )
 
 
 def _cap_to_reservation(
-    *, org, reservation: Reservation, input_tokens: int, output_tokens: int, model: str | None
-) -> tuple[int, int]:
+    *,
+    org,
+    config: MeteringConfig,
+    reservation: Reservation,
+    input_tokens: int,
+    output_tokens: int,
+    model: str | None,
+) -> tuple[int, int, dict | None]:
     """Usage to charge: at most the reservation's worth when a hard (blocking) budget applies.
 
     ``reserve`` proved that the reserved amount fits the budget; a provider that bills more
     (ignored ``max_tokens``, a server-side history larger than we saw) would otherwise take the
-    organisation past its hard limit after the fact. The overrun is announced as
+    organisation past its hard limit after the fact. The overrun (returned) is announced as
     ``ai_usage_overrun`` after commit (monitoring raises an alert) instead of being charged.
     """
     reserved_in = int(reservation.estimated_input_tokens)
     reserved_out = int(reservation.estimated_output_tokens)
     if input_tokens <= reserved_in and output_tokens <= reserved_out:
-        return input_tokens, output_tokens
-    blocking = (
-        selectors.budgets_applicable(
-            org=org,
-            user_id=reservation.user_id,
-            wechat_account_id=reservation.wechat_account_id,
-        )
-        .filter(action=Budget.Action.BLOCK)
-        .exists()
+        return input_tokens, output_tokens, None
+    blocking = config.blocking_applies(
+        user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
     )
     if not blocking:
-        return input_tokens, output_tokens
+        return input_tokens, output_tokens, None
     overrun = {
         "org_id": org.pk,
         "request_id": reservation.request_id,
@@ -345,8 +613,7 @@ def _cap_to_reservation(
         "currency": reservation.currency,
         "conversation_id": reservation.conversation_id,
     }
-    transaction.on_commit(lambda: events.ai_usage_overrun.send(sender=Reservation, **overrun))
-    return min(input_tokens, reserved_in), min(output_tokens, reserved_out)
+    return min(input_tokens, reserved_in), min(output_tokens, reserved_out), overrun
 
 
 @transaction.atomic
@@ -418,151 +685,19 @@ def record_usage(
         return existing
 
 
-@transaction.atomic
 def _record_usage(*, org, request_id, user, wechat_account_id, **fields) -> CostLedger:
-    existing = selectors.ledger_get(org=org, request_id=request_id)
-    if existing is not None:
-        return existing
-    user_id = getattr(user, "pk", None)
-    return _write_ledger(
-        org=org,
-        reservation=None,
-        request_id=request_id,
-        user_id=user_id,
-        wechat_account_id=wechat_account_id,
-        **fields,
-    )
-
-
-def _write_ledger(
-    *,
-    org: Organization,
-    reservation: Reservation | None,
-    request_id: str,
-    user_id: int | None,
-    wechat_account_id: int | None,
-    conversation_id: int | None,
-    sop_run_id: int | None,
-    provider: str,
-    model: str,
-    kind: str,
-    input_tokens: int,
-    output_tokens: int,
-    units: int,
-    provider_cost: Decimal | None,
-    provider_currency: str,
-    usage_source: str,
-) -> CostLedger:
-    """Insert the ledger row, add it to the daily and monthly sums, and check thresholds, in
-    the caller's transaction."""
-    now = timezone.now()
-    price, cost, currency = _price_and_cost(
-        org=org,
-        provider=provider,
-        model=model,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        units=units,
-        at=now,
-        provider_cost=provider_cost,
-        provider_currency=provider_currency,
-    )
-    entry = CostLedger(
-        org=org,
-        request_id=request_id,
-        reservation=reservation,
-        user_id=user_id,
-        wechat_account_id=wechat_account_id,
-        conversation_id=conversation_id,
-        sop_run_id=sop_run_id,
-        provider=provider,
-        model=model,
-        kind=kind,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        units=units,
-        cost=cost,
-        currency=currency,
-        provider_cost=None if provider_cost is None else Decimal(provider_cost),
-        provider_currency=_normalise_currency(provider_currency),
-        usage_source=usage_source,
-        price=price,
-        created_at=now,
-    )
-    # Hot path: related rows are ones we just read, and the unique request id is enforced by
-    # the database (the public functions catch a racing duplicate).
-    entry.full_clean(
-        exclude=["org", "user", "reservation", "price"],
-        validate_unique=False,
-        validate_constraints=False,
-    )
-    entry.save()
-    _usage_add(entry=entry, org=org)
-    # Thresholds are evaluated under the budget locks, taken only now (after the writes) so
-    # that concurrent settlements hold them briefly; whoever makes the sum cross sees it.
-    budgets = _lock_budgets(org=org, user_id=user_id, wechat_account_id=wechat_account_id)
-    if budgets:
-        _evaluate_thresholds(org=org, budgets=budgets, now=now)
+    # No transaction of its own: on PostgreSQL the writes are one statement (``ledger_write``).
+    with _savepoint_if_nested():
+        _claimed, entry = _write_ledger(
+            org=org,
+            config=metering_config(org.pk),
+            now=timezone.now(),
+            reservation=None,
+            request_id=request_id,
+            user_id=getattr(user, "pk", None),
+            wechat_account_id=wechat_account_id,
+            **fields,
+        )
+    if entry is None:  # Recorded before: nothing was written.
+        return selectors.ledger_get(org=org, request_id=request_id)
     return entry
-
-
-def _upsert_add(model, key: dict, deltas: dict) -> None:
-    """Add ``deltas`` to the aggregate row ``key`` or create it, in one atomic statement
-    (``INSERT ... ON CONFLICT DO UPDATE``, PostgreSQL and SQLite alike)."""
-    meta = model._meta
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    names = [*key, *deltas]
-    fields = [meta.get_field(name) for name in names]
-    columns = [quote(field.column) for field in fields]
-    params = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(fields, [*key.values(), *deltas.values()], strict=True)
-    ]
-    conflict = ", ".join(columns[: len(key)])
-    updates = ", ".join(
-        f"{column} = {table}.{column} + excluded.{column}" for column in columns[len(key) :]
-    )
-    # Identifiers come from model metadata (quoted), values are parameters.
-    placeholders = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
-    sql += f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def _usage_add(*, entry: CostLedger, org: Organization) -> None:
-    day = local_date(org, entry.created_at)
-    user_id = entry.user_id or 0
-    account_id = entry.wechat_account_id or 0
-    _upsert_add(
-        UsageDaily,
-        {
-            "org_id": org.pk,
-            "date": day,
-            "provider": entry.provider,
-            "model": entry.model,
-            "kind": entry.kind,
-            "user_id": user_id,
-            "wechat_account_id": account_id,
-            "currency": entry.currency,
-        },
-        {
-            "calls": 1,
-            "input_tokens": entry.input_tokens,
-            "output_tokens": entry.output_tokens,
-            "units": entry.units,
-            "cost": entry.cost,
-        },
-    )
-    _upsert_add(
-        UsageMonthly,
-        {
-            "org_id": org.pk,
-            "period": day.strftime("%Y-%m"),
-            "user_id": user_id,
-            "wechat_account_id": account_id,
-            "currency": entry.currency,
-        },
-        {"calls": 1, "tokens": entry.total_tokens, "cost": entry.cost},
-    )

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from apps.billing import selectors
+from apps.billing.config_cache import MeteringConfig
 from apps.billing.models import (
     ZERO,
     ModelPrice,
@@ -79,10 +80,15 @@ def _price_and_cost(
     at: dt.datetime,
     provider_cost: Decimal | None = None,
     provider_currency: str = "",
+    config: MeteringConfig | None = None,
 ) -> tuple[ModelPrice | None, Decimal, str]:
     """Price, cost and currency of a call. Without a local price the provider's own cost is used
-    when it is given; otherwise the cost is 0 and ``price`` is None (visible in the admin)."""
-    price = selectors.price_get_in_force(org=org, provider=provider, model=model, at=at)
+    when it is given; otherwise the cost is 0 and ``price`` is None (visible in the admin).
+    ``config`` (the metering config cache) answers the price lookup from memory."""
+    if config is not None:
+        price = config.price_in_force(provider=provider, model=model, at=at)
+    else:
+        price = selectors.price_get_in_force(org=org, provider=provider, model=model, at=at)
     if price is not None:
         cost = compute_cost(
             price=price, input_tokens=input_tokens, output_tokens=output_tokens, units=units
