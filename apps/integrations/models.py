@@ -347,6 +347,8 @@ class WebhookEvent(OrgScopedModel):
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     error = models.CharField(_("error"), max_length=500, blank=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    # When the worker started on it (bench/e2e and the stage histograms: queue wait vs work).
+    processing_started_at = models.DateTimeField(_("processing started at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("webhook event")

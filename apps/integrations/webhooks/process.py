@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.stages import stage_observe
 from apps.integrations.models import WebhookEvent
 from apps.integrations.webhooks.events import WebhookRejected
 from apps.integrations.webhooks.receive import PARSERS, enqueue_process
@@ -24,7 +25,27 @@ def _finish(event: WebhookEvent, status: str, error: str = "") -> None:
     event.status = status
     event.error = error[:500]
     event.processed_at = timezone.now()
-    event.save(update_fields=["status", "error", "processed_at", "attempts", "updated_at"])
+    event.processing_started_at = event.processing_started_at or event.processed_at
+    event.save(
+        update_fields=[
+            "status",
+            "error",
+            "processed_at",
+            "processing_started_at",
+            "attempts",
+            "updated_at",
+        ]
+    )
+    _observe_stages(event)
+
+
+def _observe_stages(event: WebhookEvent) -> None:
+    """Queue wait and processing of the event (apps.core.stages), counted once committed."""
+    waited = (event.processing_started_at - event.created_at).total_seconds()
+    worked = (event.processed_at - event.processing_started_at).total_seconds()
+    transaction.on_commit(
+        lambda: (stage_observe("queue_processing", waited), stage_observe("processing", worked))
+    )
 
 
 def webhook_event_process(*, event_id: int) -> str:
@@ -36,6 +57,7 @@ def webhook_event_process(*, event_id: int) -> str:
     (blocking, so it waits for a worker busy with an older one; the lock order rules out
     deadlocks). A quick customer who writes twice is therefore never recorded out of order.
     """
+    started = timezone.now()
     try:
         with transaction.atomic():
             event = (
@@ -46,6 +68,7 @@ def webhook_event_process(*, event_id: int) -> str:
             )
             if event is None or event.status != WebhookEvent.Status.RECEIVED:
                 return "skipped"
+            event.processing_started_at = started
             for older in _older_waiting(event):
                 _process_one(older, isolated=True)
             return _process_one(event, isolated=False)
@@ -76,6 +99,7 @@ def _older_waiting(event: WebhookEvent) -> list[WebhookEvent]:
 
 def _process_one(event: WebhookEvent, *, isolated: bool) -> str:
     event.attempts += 1
+    event.processing_started_at = event.processing_started_at or timezone.now()
     if not isolated:
         status, error = _apply(event)
         _finish(event, status, error)
