@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -200,15 +201,24 @@ def schedule_for(org: Org, label: str, rate: float, seconds: float) -> list[tupl
     return rows
 
 
+def _ms(seconds: float) -> float | None:
+    """Milliseconds for the JSON line (None, not NaN, when nothing was measured)."""
+    return None if math.isnan(seconds) else round(seconds * 1000, 1)
+
+
+def _f(value: float | None, width: int = 8) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.1f}"
+
+
 def latency_summary(tokens, load: Load, replies: Replies) -> dict:
     latencies = [replies.first[t] - load.posted[t] for t in tokens if t in replies.first]
     answered = [t for t in tokens if t in replies.first]
     span = (max(replies.first[t] for t in answered) - min(load.posted.values())) if answered else 0
     return {
         "messages": len(tokens),
-        "p50_ms": round(common.percentile(latencies, 50) * 1000, 1),
-        "p99_ms": round(common.percentile(latencies, 99) * 1000, 1),
-        "max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
+        "p50_ms": _ms(common.percentile(latencies, 50)),
+        "p99_ms": _ms(common.percentile(latencies, 99)),
+        "max_ms": _ms(max(latencies, default=float("nan"))),
         "lost": len(tokens) - len(answered),
         "duplicates": sum(replies.count[t] - 1 for t in answered),
         "replies_per_s": round(len(answered) / span, 1) if span else 0.0,
@@ -218,8 +228,8 @@ def latency_summary(tokens, load: Load, replies: Replies) -> dict:
 def stages_summary(samples: dict[str, list[float]]) -> dict:
     return {
         stage: {
-            "p50_ms": round(common.percentile(values, 50) * 1000, 1),
-            "p99_ms": round(common.percentile(values, 99) * 1000, 1),
+            "p50_ms": _ms(common.percentile(values, 50)),
+            "p99_ms": _ms(common.percentile(values, 99)),
         }
         for stage in (*stage_profile.STAGES, *stage_profile.DETAILS)
         if (values := samples.get(stage))
@@ -237,8 +247,8 @@ def run_step(port, org, replies, *, label, rate, seconds, drain, timeout) -> dic
     time.sleep(0.5)  # a duplicate comes late
     replies.scan()
     step = {"rate": rate, **latency_summary(tokens, load, replies), "drained": drained}
-    step["post_p50_ms"] = round(common.percentile(load.post_latency, 50) * 1000, 1)
-    step["post_p99_ms"] = round(common.percentile(load.post_latency, 99) * 1000, 1)
+    step["post_p50_ms"] = _ms(common.percentile(load.post_latency, 50))
+    step["post_p99_ms"] = _ms(common.percentile(load.post_latency, 99))
     step["post_failed"] = load.failed
     samples = stage_profile.stage_samples(load.posted, load.dedupe_keys, replies.first)
     step["stages"] = stages_summary(samples)
@@ -247,17 +257,21 @@ def run_step(port, org, replies, *, label, rate, seconds, drain, timeout) -> dic
 
 
 def saturation(steps: list[dict]) -> float | None:
-    ok = [s["rate"] for s in steps if s["drained"] and s["p99_ms"] < 1000 and not s["lost"]]
+    ok = [
+        s["rate"]
+        for s in steps
+        if s["drained"] and s["p99_ms"] is not None and s["p99_ms"] < 1000 and not s["lost"]
+    ]
     return max(ok) if ok else None
 
 
 def print_step(step: dict) -> None:
     print(
-        f"  {step['rate']:5.0f} msg/s  {step['messages']:4d} msgs  p50 {step['p50_ms']:8.1f} ms"
-        f"  p99 {step['p99_ms']:8.1f} ms  max {step['max_ms']:8.1f} ms  lost {step['lost']}"
+        f"  {step['rate']:5.0f} msg/s  {step['messages']:4d} msgs  p50 {_f(step['p50_ms'])} ms"
+        f"  p99 {_f(step['p99_ms'])} ms  max {_f(step['max_ms'])} ms  lost {step['lost']}"
         f"  dup {step['duplicates']}  {step['replies_per_s']:5.1f} replies/s"
         f"  {'drained' if step['drained'] else 'NOT drained'}"
-        f"  (POST alone p50 {step['post_p50_ms']:.1f} / p99 {step['post_p99_ms']:.1f} ms)",
+        f"  (POST alone p50 {_f(step['post_p50_ms'], 1)} / p99 {_f(step['post_p99_ms'], 1)} ms)",
         flush=True,
     )
 
@@ -362,8 +376,8 @@ def run_noisy(args, env, port, quiet: Org, noisy: Org, replies, celery_app) -> d
             result[phase] = summary
             # Unanswered messages are left out of the percentiles: with any, p99 is a floor.
             print(
-                f"  {phase:15s} p50 {summary['p50_ms']:8.1f} ms  p99 {summary['p99_ms']:8.1f} ms"
-                f"  max {summary['max_ms']:8.1f} ms  unanswered {summary['lost']}"
+                f"  {phase:15s} p50 {_f(summary['p50_ms'])} ms  p99 {_f(summary['p99_ms'])} ms"
+                f"  max {_f(summary['max_ms'])} ms  unanswered {summary['lost']}"
                 f"  {'drained' if drained else 'NOT drained'}",
                 flush=True,
             )
@@ -371,7 +385,7 @@ def run_noisy(args, env, port, quiet: Org, noisy: Org, replies, celery_app) -> d
         common.stop(*processes)
         celery_app.control.purge()
     alone, noisy_p99 = result["alone"]["p99_ms"], result["with_neighbour"]["p99_ms"]
-    result["p99_ratio"] = round(noisy_p99 / alone, 2) if alone else None
+    result["p99_ratio"] = round(noisy_p99 / alone, 2) if alone and noisy_p99 else None
     missing = result["with_neighbour"]["lost"]
     verdict = (
         "meets"
@@ -456,8 +470,10 @@ def report(runs: list[dict], noisy: dict | None, cores: int, load: list[float]) 
         )
         for step in main_run["steps"]:
             if step["rate"] == 20:
-                verdict = "meets" if step["p99_ms"] <= 500 and not step["lost"] else "MISSES"
-                print(f"  p99 at 20 msg/s: {step['p99_ms']:.0f} ms ({verdict} goal <= 500 ms)")
+                p99 = step["p99_ms"]
+                met = p99 is not None and p99 <= 500 and not step["lost"]
+                verdict = "meets" if met else "MISSES"
+                print(f"  p99 at 20 msg/s: {_f(p99, 1)} ms ({verdict} goal <= 500 ms)")
         sat = main_run["saturation_msg_s"]
         verdict = "meets" if sat and sat >= 40 else "MISSES"
         print(f"  saturation: {sat or 'below the first step'} msg/s ({verdict} goal >= 40)")

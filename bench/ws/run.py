@@ -344,8 +344,8 @@ async def bench(args, users, tokens) -> None:
             ms = [s * 1000 for s in seconds]
             return {
                 "n": len(ms),
-                "p50_ms": round(percentile(ms, 50), 2),
-                "p99_ms": round(percentile(ms, 99), 2),
+                "p50_ms": round(percentile(ms, 50), 2) if ms else None,
+                "p99_ms": round(percentile(ms, 99), 2) if ms else None,
             }
 
         print(
