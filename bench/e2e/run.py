@@ -294,21 +294,39 @@ def print_stages(steps: list[dict], workers: int) -> None:
         profile = step["profile"]
         if not profile["works_most"]:
             continue
+        # With one worker per queue group the bound is per group, not the sum: not shown.
+        bound = (
+            f": at most ~{workers * 1000 / profile['worker_ms_per_message']:.0f} msg/s on"
+            f" {workers} worker(s)"
+            if workers
+            else ""
+        )
         print(
             f"  at {step['rate']:.0f} msg/s: messages wait most in {profile['waits_most']}"
             f" ({profile['waits_share'] * 100:.0f} % of the mean); worker time"
             f" {profile['worker_ms_per_message']:.0f} ms a message, most in"
-            f" {profile['works_most']} ({profile['works_share'] * 100:.0f} %): at most"
-            f" ~{workers * 1000 / profile['worker_ms_per_message']:.0f} msg/s on"
-            f" {workers} worker(s)"
+            f" {profile['works_most']} ({profile['works_share'] * 100:.0f} %){bound}"
         )
 
 
+def start_workers(env, layout: str, workers: int, prefix: str) -> list:
+    """``all``: ``workers`` solo workers consuming every queue (``make run``'s embedded worker);
+    ``queues``: one worker per queue group as docker-compose runs them (webhook + celery, send:
+    solo; ai: 8 threads, the AI call being I/O), ``workers`` ignored."""
+    if layout == "queues":
+        return [
+            common.start_worker(env, f"{prefix}webhook", queues="webhook,celery"),
+            common.start_worker(env, f"{prefix}send", queues="send"),
+            common.start_worker(env, f"{prefix}ai", pool="threads", queues="ai", concurrency=8),
+        ]
+    return [common.start_worker(env, f"{prefix}w{i}") for i in range(workers)]
+
+
 def run_workers(args, env, port, org, replies, workers: int, celery_app) -> dict:
-    processes = [common.start_worker(env, f"e2e{workers}w{i}") for i in range(workers)]
+    processes = start_workers(env, args.layout, workers, f"e2e{workers}")
     try:
-        wait_workers(celery_app, workers)
-        print(f"\n{workers} Celery worker(s), steps of {args.duration:.0f} s:", flush=True)
+        wait_workers(celery_app, len(processes))
+        print(f"\n{layout_name(args.layout, workers)}, steps of {args.duration:.0f} s:", flush=True)
         steps = []
         for rate in args.steps:
             step = run_step(
@@ -326,17 +344,24 @@ def run_workers(args, env, port, org, replies, workers: int, celery_app) -> dict
             if not step["drained"]:
                 print("  (the queue did not drain: higher steps skipped)")
                 break
-        print_stages(steps, workers)
+        print_stages(steps, 0 if args.layout == "queues" else workers)
     finally:
         common.stop(*processes)
         celery_app.control.purge()
     peak = max((s["replies_per_s"] for s in steps), default=0.0)
     return {
         "workers": workers,
+        "layout": args.layout,
         "steps": steps,
         "saturation_msg_s": saturation(steps),
         "peak_replies_s": peak,
     }
+
+
+def layout_name(layout: str, workers: int) -> str:
+    if layout == "queues":
+        return "workers per queue group (webhook+celery solo, send solo, ai 8 threads)"
+    return f"{workers} solo Celery worker(s) on every queue"
 
 
 def wait_workers(celery_app, count: int) -> None:
@@ -349,13 +374,19 @@ def wait_workers(celery_app, count: int) -> None:
 
 def run_noisy(args, env, port, quiet: Org, noisy: Org, replies, celery_app) -> dict:
     workers = max(args.workers)
-    processes = [common.start_worker(env, f"noisy{i}") for i in range(workers)]
-    result: dict = {"rate": args.noisy_rate, "noisy_load": args.noisy_load, "workers": workers}
+    processes = start_workers(env, args.layout, workers, "noisy")
+    result: dict = {
+        "rate": args.noisy_rate,
+        "noisy_load": args.noisy_load,
+        "workers": workers,
+        "layout": args.layout,
+    }
     try:
-        wait_workers(celery_app, workers)
+        wait_workers(celery_app, len(processes))
         print(
-            f"\nNoisy neighbour: {args.noisy_rate:.0f} msg/s of one organisation, {workers} "
-            f"worker(s), {args.duration:.0f} s; then with a second organisation sending "
+            f"\nNoisy neighbour: {args.noisy_rate:.0f} msg/s of one organisation, "
+            f"{layout_name(args.layout, workers)}, {args.duration:.0f} s; then with a second "
+            f"organisation sending "
             f"{args.noisy_load:g} msg/s whose AI takes 10 s a reply",
             flush=True,
         )
@@ -403,6 +434,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[2])
     parser.add_argument("--drain", type=float, default=20.0, help="seconds after the last POST")
     parser.add_argument("--timeout", type=float, default=60.0, help="more seconds to count lost")
+    parser.add_argument(
+        "--layout",
+        choices=["all", "queues"],
+        default="all",
+        help="all: --workers solo workers on every queue; queues: one worker per queue group",
+    )
     parser.add_argument("--noisy-neighbour", action="store_true")
     parser.add_argument("--noisy-rate", type=float, default=10.0)
     parser.add_argument("--noisy-load", type=float, default=1.0)
@@ -465,7 +502,8 @@ def report(runs: list[dict], noisy: dict | None, cores: int, load: list[float]) 
     main_run = max(runs, key=lambda r: r["workers"]) if runs else None
     if main_run:
         print(
-            f"\nSummary ({main_run['workers']} workers, {cores} cores, 1-minute load average"
+            f"\nSummary ({layout_name(main_run['layout'], main_run['workers'])}, {cores} cores,"
+            " 1-minute load average"
             f" {load[0]:.1f} before and {load[1]:.1f} after):"
         )
         for step in main_run["steps"]:
@@ -509,6 +547,7 @@ def report(runs: list[dict], noisy: dict | None, cores: int, load: list[float]) 
         ],
         "saturation_msg_s": main_run["saturation_msg_s"] if main_run else None,
         "workers": main_run["workers"] if main_run else None,
+        "layout": main_run["layout"] if main_run else None,
         "cores": cores,
         "load_avg_1m": [round(x, 2) for x in load],
         "runs": [
