@@ -13,9 +13,9 @@ machine's clock):
 
 The stages add up to the end-to-end time. Details printed besides: ``ai`` split into the AI
 provider call (``AITurn.latency_ms``) and our own time around it (``ai_own``: context, billing,
-the reply queued); ``send`` split into the send task's queue wait (reply ``created_at`` ->
-``claimed_at``) and our own time after the claim (``send_own``). The same stages feed
-``/metrics`` (``apps.core.stages``).
+the reply queued); ``send`` split into the send task's queue wait (``AITurn.finished_at`` ->
+``claimed_at``) and our own time from the claim to the platform call (``send_own``). The same
+stages feed ``/metrics`` (``apps.core.stages``).
 
 Queue waits grow with the backlog; they show where messages wait, not what is slow. What is
 slow is named from the worker time per message: processing + ai_own + the provider call +
@@ -115,9 +115,10 @@ def stage_samples(
             samples["ai_provider_call"].append(provider_ms / 1000.0)
             samples["ai_own"].append(bounds[5] - bounds[4] - provider_ms / 1000.0)
         if reply[1] is not None:
-            queue_wait = (reply[1] - reply[0]).total_seconds()
-            samples["send_queue_wait"].append(queue_wait)
-            samples["send_own"].append(bounds[6] - bounds[5] - queue_wait)
+            # The send task is enqueued when the turn's transaction commits (after finished_at).
+            claimed = reply[1].timestamp()
+            samples["send_queue_wait"].append(claimed - bounds[5])
+            samples["send_own"].append(bounds[6] - claimed)
     return samples
 
 
