@@ -104,7 +104,11 @@ def start_daphne(env: dict) -> tuple[subprocess.Popen, int]:
     sys.exit("daphne did not start")
 
 
-def start_worker(env: dict, name: str, pool: str = "solo") -> subprocess.Popen:
+def start_worker(
+    env: dict, name: str, pool: str = "solo", queues: str = "", concurrency: int = 0
+) -> subprocess.Popen:
+    """A Celery worker consuming every queue, or only ``queues`` (comma-separated)."""
+    extra = (["-Q", queues] if queues else []) + (["-c", str(concurrency)] if concurrency else [])
     return start(
         [
             sys.executable,
@@ -122,6 +126,7 @@ def start_worker(env: dict, name: str, pool: str = "solo") -> subprocess.Popen:
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            *extra,
         ],
         env,
     )

@@ -53,6 +53,7 @@ from apps.conversations.turn_recovery import renewing, turn_lease_renew
 from apps.core import realtime
 from apps.core.locks import RedisLock
 from apps.core.redis import get_redis, redis_key
+from apps.core.stages import stage_observe, stage_observe_since
 from apps.integrations.clients import errors as client_errors
 
 logger = logging.getLogger(__name__)
@@ -199,6 +200,8 @@ def _finish_turn(turn: AITurn, status: str, **fields: Any) -> None:
         status=status, finished_at=timezone.now(), updated_at=timezone.now(), lease_until=None
     )
     AITurn.objects.filter(pk=turn.pk).update(**fields)
+    took = (fields["finished_at"] - turn.created_at).total_seconds()
+    transaction.on_commit(lambda: stage_observe("ai", took))
 
 
 def _handoff(
@@ -265,6 +268,8 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
             "member_wxid": member_wxid,
         },
     )
+    if _created:
+        stage_observe_since("queue_ai", last.created_at)
     if turn.status != AITurn.Status.RUNNING:
         Conversation.objects.filter(pk=conversation.pk, ai_answered_message_id__lt=last.pk).update(
             ai_answered_message_id=last.pk

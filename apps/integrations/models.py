@@ -355,6 +355,8 @@ class WebhookEvent(OrgScopedModel):
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
     order_key = models.CharField(_("order key"), max_length=200, blank=True, default="")
+    # When the worker started on it (bench/e2e and the stage histograms: queue wait vs work).
+    processing_started_at = models.DateTimeField(_("processing started at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("webhook event")

@@ -96,6 +96,7 @@ class ProjectCollector:
         yield from self._safe(self._queues)
         yield from self._safe(self._alerts)
         yield from self._safe(self._budgets)
+        yield from self._safe(self._stages)
 
     def _safe(self, producer):
         try:
@@ -290,6 +291,22 @@ class ProjectCollector:
                 if status.budget.scope == Budget.Scope.ORG:
                     gauge.add_metric([org.slug], float(status.percent))
         yield gauge
+
+    def _stages(self):
+        """Where a customer message's time goes, stage by stage (apps.core.stages)."""
+        from apps.core.stages import STAGES, stage_histograms
+
+        histogram = HistogramMetricFamily(
+            "sa_loop_stage_duration_seconds",
+            "Time of each core-loop stage of a customer message (webhook to platform send).",
+            labels=["stage"],
+        )
+        histograms = stage_histograms()
+        order = {stage: i for i, stage in enumerate(STAGES)}
+        for stage in sorted(histograms, key=lambda s: (order.get(s, len(order)), s)):
+            buckets, total = histograms[stage]
+            histogram.add_metric([stage], buckets, sum_value=total)
+        yield histogram
 
 
 def _queue_names() -> list[str]:

@@ -15,6 +15,7 @@ Prints the numbers issue 14 asks for, so a before/after can be compared in one r
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -205,6 +206,18 @@ def main(verbose: bool) -> None:
     print(f"modules over {LIMIT} lines: {len(long_modules)}")
     for lines, name in long_modules:
         print(f"   {lines} {name}")
+    summary = {
+        "bench": "arch",
+        "modules": len(modules),
+        "module_cycles_top_level": len(module_cycles_top),
+        "module_cycles_any_level": len(module_cycles_all),
+        "app_cycle_groups": len(app_cycles_all),
+        "function_level_cross_app_imports": len(function_level),
+        "upward_function_level_imports": len(upward),
+        "higher_layer_imports": len(violations),
+        "modules_over_limit": len(long_modules),
+    }
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ timestamp (from the admission token) is collected, and the script prints:
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import sys
@@ -188,6 +189,23 @@ def main() -> int:
     for key in client.scan_iter(match=redis_key("rl", f"{run_id}*"), count=1000):
         client.delete(key)
     print("\nRESULT:", "PASS (no window exceeded the limit)" if ok else "FAIL")
+    worst = max((_max_in_window(s, window_ms * 1000) for s in per_account.values()), default=0)
+    print(
+        json.dumps(
+            {
+                "bench": "ratelimit",
+                "limit": args.limit,
+                "window_s": args.window,
+                "max_in_window": worst,
+                "ok": ok,
+                "limiter_ops_per_s": round(lim_rate, 1),
+                "raw_incr_ops_per_s": round(raw_rate, 1),
+                "ratio": round(lim_rate / raw_rate, 3) if raw_rate else None,
+                "workers": args.workers,
+                "cores": os.cpu_count(),
+            }
+        )
+    )
     return 0 if ok else 1
 
 

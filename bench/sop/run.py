@@ -21,6 +21,7 @@ contacts, and measures, each next to a baseline taken in the same run:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -296,6 +297,23 @@ def main() -> None:
         )
         plan.refresh_from_db()
         assert plan.status == SopPlan.Status.ACTIVE
+        print(
+            json.dumps(
+                {
+                    "bench": "sop",
+                    "deliveries": expected,
+                    "activate_per_s": round(expected / activate_s, 1),
+                    "bulk_create_per_s": round(expected / bulk_s, 1),
+                    "claim_per_s": round(claimed / claim_s, 1),
+                    "plain_update_per_s": round(claimed / plain_s, 1),
+                    "sends": n,
+                    "pipeline_sends_per_s": round(n / sop_s, 1),
+                    "direct_sends_per_s": round(n / direct_s, 1),
+                    "sop_overhead_ms": round((sop_s - direct_s) / n * 1000, 2),
+                    "cores": os.cpu_count(),
+                }
+            )
+        )
     finally:
         sim.stop()
 

@@ -27,6 +27,7 @@ Goals (issue 16): p95 server time <= 150 ms; webhook to bubble p95 <= 1 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -172,7 +173,7 @@ def measure(client, path: str, repeat: int) -> tuple[list[float], int]:
     return times, queries
 
 
-def server_times(big, small, repeat: int) -> None:
+def server_times(big, small, repeat: int) -> dict:
     from django.test import Client
 
     def client_for(user, org):
@@ -234,12 +235,21 @@ def server_times(big, small, repeat: int) -> None:
             f"{label:<44}{statistics.median(times):>8.1f}{pct(times, 95):>8.1f}"
             f"{queries:>9}{'' if s_queries is None else s_queries:>13}"
         )
+    return {
+        label: {
+            "p50_ms": round(statistics.median(times), 1),
+            "p95_ms": round(pct(times, 95), 1),
+            "queries": queries,
+            "queries_small_org": s_queries,
+        }
+        for label, times, queries, s_queries in rows
+    }
 
 
 # -- webhook to bubble ---------------------------------------------------------------------
 
 
-def webhook_to_bubble(env: dict, count: int) -> None:
+def webhook_to_bubble(env: dict, count: int) -> dict:
     import requests
     from django.test import Client
 
@@ -337,6 +347,13 @@ def webhook_to_bubble(env: dict, count: int) -> None:
             f"{'POST to the bubble on the page':<44}"
             f"{statistics.median(bubble_ms):>8.1f}{pct(bubble_ms, 95):>8.1f}{max(bubble_ms):>8.1f}"
         )
+        return {
+            "row_p50_ms": round(statistics.median(row_ms), 1),
+            "row_p95_ms": round(pct(row_ms, 95), 1),
+            "bubble_p50_ms": round(statistics.median(bubble_ms), 1),
+            "bubble_p95_ms": round(pct(bubble_ms, 95), 1),
+            "bubble_max_ms": round(max(bubble_ms), 1),
+        }
     finally:
         common.stop(worker, daphne)
         sim.stop()
@@ -383,9 +400,18 @@ def main() -> None:
         f"(built in {time.perf_counter() - start:.0f} s); small organisation: 50 conversations, "
         "1,000 messages"
     )
-    server_times(big, small, args.repeat)
-    if not args.skip_browser:
-        webhook_to_bubble(env, args.bubbles)
+    requests = server_times(big, small, args.repeat)
+    bubble = None if args.skip_browser else webhook_to_bubble(env, args.bubbles)
+    summary = {
+        "bench": "workspace",
+        "conversations": args.conversations,
+        "messages": total,
+        "requests": requests,
+        "webhook_to_bubble": bubble,
+        "worst_p95_ms": max(r["p95_ms"] for r in requests.values()),
+        "cores": os.cpu_count(),
+    }
+    print(json.dumps(summary, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -339,6 +339,32 @@ async def bench(args, users, tokens) -> None:
         print(summary("(a) again, after (b)", list(sockets[0].received.values()), count))
         print(f"  load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"\nDaphne RSS at the end: {rss_bytes(daphne.pid) / 2**20:.1f} MiB")
+
+        def figures(seconds: list[float]) -> dict:
+            ms = [s * 1000 for s in seconds]
+            return {
+                "n": len(ms),
+                "p50_ms": round(percentile(ms, 50), 2) if ms else None,
+                "p99_ms": round(percentile(ms, 99), 2) if ms else None,
+            }
+
+        print(
+            json.dumps(
+                {
+                    "bench": "ws",
+                    "connections": n,
+                    "kib_per_connection": round((rss_all - rss_one) / (n - 1) / 1024, 1),
+                    "events": count,
+                    "events_per_s": round(1 / interval, 1),
+                    "members": len(members),
+                    "baseline_redis_pubsub": figures(baseline),
+                    "one_client": figures(one),
+                    "org_fanout_last": figures(complete),
+                    "org_fanout_each": figures(per_receipt),
+                    "cores": os.cpu_count(),
+                }
+            )
+        )
         for s in sockets:
             await s.ws.close()
     finally:

@@ -24,8 +24,10 @@ _SAVEPOINT = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT
 # Metering folded on 2026-12-04: 52 on PostgreSQL (reserve 1 statement, settle 1, platform
 # metering 1; budgets and prices come from the per-process config cache). SQLite has no
 # data-modifying CTEs, so the ledger row and its two aggregates are separate statements there
-# (+5). Issue 19's goal is 30; this bound stops regressions until the rest of the loop is folded.
-MAX_QUERIES_PER_MESSAGE = {"postgresql": 52, "sqlite": 57}
+# (+5). Crash healing then added 3 on PostgreSQL (the event's committed claim, the chat's
+# advisory lock, the AI turn's lease) and 2 on SQLite: 55 and 59.
+# Issue 19's goal is 30; this bound stops regressions until the rest of the loop is folded.
+MAX_QUERIES_PER_MESSAGE = {"postgresql": 55, "sqlite": 59}
 
 
 def _history(conversation: Conversation, count: int) -> None:

@@ -24,6 +24,7 @@ from apps.conversations.outbound.queue import (
     enqueue,
 )
 from apps.core import events, ratelimit
+from apps.core.stages import stage_observe_since
 from apps.integrations.clients import errors as client_errors
 from apps.wechat_accounts.models import WeChatAccount
 from apps.wechat_accounts.platform import client_for_account
@@ -182,11 +183,14 @@ def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
     message = _reload(message_id)
     _push_status(message)
 
+    call_started = timezone.now()
     Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
-        call_started_at=timezone.now()
+        call_started_at=call_started
     )
+    stage_observe_since("send", message.created_at)
     try:
         sent = _platform_send(message)
+        stage_observe_since("platform", call_started)
     except client_errors.AccountOffline as exc:
         # The platform refused: nothing was sent. Wait for the re-login.
         _finish(

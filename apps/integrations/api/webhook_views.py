@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.redis import get_redis, redis_key
+from apps.core.stages import stage_observe
 from apps.integrations import webhooks
 from apps.integrations.models import PlatformConnection
 
@@ -65,6 +66,7 @@ class _WebhookView(APIView):
         auth=[],
     )
     def post(self, request, secret: str):
+        started = time.monotonic()
         connection = webhooks.connection_for_secret(provider=self.provider, secret=secret)
         if connection is None:
             return _error(404, "not_found", _("Unknown webhook URL."))
@@ -84,6 +86,8 @@ class _WebhookView(APIView):
         if len(body) > limit:
             return _error(413, "too_large", _("The body is larger than the limit."))
         result = webhooks.webhook_receive(connection=connection, body=body)
+        if result.event_id and result.status == 200:
+            stage_observe("ingest", time.monotonic() - started)
         return Response(result.body, status=result.status)
 
 

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.stages import stage_observe
 from apps.integrations.models import WebhookEvent
 from apps.integrations.webhooks.events import WebhookRejected
 from apps.integrations.webhooks.receive import PARSERS, enqueue_process
@@ -28,8 +29,27 @@ def _finish(event: WebhookEvent, status: str, error: str = "") -> None:
     event.error = error[:500]
     event.processed_at = timezone.now()
     event.claimed_until = None
+    event.processing_started_at = event.processing_started_at or event.processed_at
     event.save(
-        update_fields=["status", "error", "processed_at", "attempts", "claimed_until", "updated_at"]
+        update_fields=[
+            "status",
+            "error",
+            "processed_at",
+            "processing_started_at",
+            "attempts",
+            "claimed_until",
+            "updated_at",
+        ]
+    )
+    _observe_stages(event)
+
+
+def _observe_stages(event: WebhookEvent) -> None:
+    """Queue wait and processing of the event (apps.core.stages), counted once committed."""
+    waited = (event.processing_started_at - event.created_at).total_seconds()
+    worked = (event.processed_at - event.processing_started_at).total_seconds()
+    transaction.on_commit(
+        lambda: (stage_observe("queue_processing", waited), stage_observe("processing", worked))
     )
 
 
@@ -95,6 +115,7 @@ def webhook_event_process(*, event_id: int) -> str:
     if claim is None:
         return "skipped"
     connection_id, order_key = claim
+    started = timezone.now()
     try:
         with transaction.atomic():
             if order_key:
@@ -107,6 +128,7 @@ def webhook_event_process(*, event_id: int) -> str:
             )
             if event is None or event.status != WebhookEvent.Status.RECEIVED:
                 return "skipped"
+            event.processing_started_at = started
             for older in _older_waiting(event):
                 _process_one(older, isolated=True)
             return _process_one(event, isolated=False)
@@ -140,6 +162,7 @@ def _older_waiting(event: WebhookEvent) -> list[WebhookEvent]:
 
 def _process_one(event: WebhookEvent, *, isolated: bool) -> str:
     event.attempts += 1
+    event.processing_started_at = event.processing_started_at or timezone.now()
     if not isolated:
         status, error = _apply(event)
         _finish(event, status, error)
