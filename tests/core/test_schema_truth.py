@@ -129,3 +129,23 @@ def test_json_fields_are_documented_as_objects(schema):
     extra = schema["components"]["schemas"]["PlatformConnectionRequest"]["properties"]["extra"]
     assert extra["type"] == "object"
     assert not extra.get("nullable")
+
+
+def test_datetime_filter_with_an_offset_postgres_cannot_store_answers_200(api_client):
+    response = api_client.get(
+        "/api/v1/billing/ledger/", {"created_after": "4987-02-13T17:57:52.4-17:57"}
+    )
+    assert response.status_code == 200, response.content
+    assert api_client.get("/api/v1/billing/ledger/").status_code == 200
+
+
+def test_text_and_decimal_rules_are_stated(schema):
+    ai_app = schema["components"]["schemas"]["AIAppRequest"]["properties"]
+    assert ai_app["name"]["pattern"] == r"\S"  # DRF trims, then finds "  " blank
+    price = schema["components"]["schemas"]["ModelPriceRequest"]["properties"]
+    assert not price["input_price_per_1k"]["pattern"].startswith("^-")
+
+
+def test_contact_import_does_not_document_the_list_filters(schema):
+    operation = schema["paths"]["/api/v1/contacts/import/"]["post"]
+    assert not {p["name"] for p in operation.get("parameters", [])} & {"kind", "tag", "account"}

@@ -60,9 +60,11 @@ class StrictFilterExtension(DjangoFilterExtension):
 
 
 class AutoSchema(openapi.AutoSchema):
-    """drf-spectacular's schema, telling two more truths: a JSON field whose model default is
-    a dict (or a list) is an object (an array), not "any value, null included"; and list
-    filters are documented only where they apply (a detail URL names one object)."""
+    """drf-spectacular's schema, telling more truths: a JSON field whose model default is a
+    dict (or a list) is an object (an array), not "any value, null included"; a required text
+    is not only spaces (DRF trims it, then finds it blank); a decimal with a minimum of 0 has
+    no minus sign; and list filters are documented only where they apply (a detail URL names
+    one object)."""
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
@@ -74,6 +76,8 @@ class AutoSchema(openapi.AutoSchema):
                 schema.update(type="array", items={})
             if "type" in schema and field.allow_null:
                 schema["nullable"] = True
+        if direction == "request":
+            _state_text_and_decimal_rules(field, schema)
         return schema
 
     def get_filter_backends(self):
@@ -92,3 +96,21 @@ def _model_default(field):
         return None
     default = model_field.default
     return default() if callable(default) else default
+
+
+def _state_text_and_decimal_rules(field, schema) -> None:
+    if (
+        isinstance(field, serializers.CharField)
+        and not field.allow_blank
+        and field.trim_whitespace
+        and schema.get("type") == "string"
+        and not {"pattern", "format", "enum"} & set(schema)
+    ):
+        schema["pattern"] = r"\S"
+    if (
+        isinstance(field, serializers.DecimalField)
+        and field.min_value is not None
+        and field.min_value >= 0
+        and schema.get("pattern", "").startswith("^-?")
+    ):
+        schema["pattern"] = "^" + schema["pattern"][3:]
