@@ -98,6 +98,14 @@ def _model_default(field):
     return default() if callable(default) else default
 
 
+# At least one character that is not whitespace as Python's str.strip() sees it (DRF trims
+# with it); spelled out because a regex's \s differs between Python and JSON Schema (ECMA).
+NOT_ONLY_SPACES = (
+    "[^\\t\\n\\v\\f\\r \\u001c-\\u001f\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+
+
 def _state_text_and_decimal_rules(field, schema) -> None:
     if (
         isinstance(field, serializers.CharField)
@@ -106,7 +114,7 @@ def _state_text_and_decimal_rules(field, schema) -> None:
         and schema.get("type") == "string"
         and not {"pattern", "format", "enum"} & set(schema)
     ):
-        schema["pattern"] = r"\S"
+        schema["pattern"] = NOT_ONLY_SPACES
     if (
         isinstance(field, serializers.DecimalField)
         and field.min_value is not None
