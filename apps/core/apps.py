@@ -11,6 +11,7 @@ class CoreConfig(AppConfig):
         from celery.signals import after_setup_logger, after_setup_task_logger
 
         from apps.core import jwt_schema  # noqa: F401 - registers the OpenAPI auth extension
+        from apps.core.api import schema  # noqa: F401 - registers the OpenAPI filter extension
 
         # Celery replaces the root handlers with its own: give those the secret mask too.
         after_setup_logger.connect(_mask_secrets_in_handlers, weak=False)

@@ -344,11 +344,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        # strict: a boolean filter refuses values other than true/false (issue 18).
+        "apps.core.api.filters.StrictDjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # strict: JSON fields typed by their model default, filters only on lists (issue 18).
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
     # ops: API-wide limits in Redis (apps/core/api/throttles.py); rates below.
     "DEFAULT_THROTTLE_CLASSES": [
@@ -356,6 +358,9 @@ REST_FRAMEWORK = {
         "apps.core.api.throttles.OrgThrottle",
         "apps.core.api.throttles.AnonThrottle",
     ],
+    # strict: JSON bodies only (the schema's request types); file uploads declare multipart.
+    # A form body cannot say null or a nested object, and an unparsable one read as empty.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

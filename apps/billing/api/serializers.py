@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from apps.accounts.models import User
 from apps.billing.models import Budget, BudgetAlert, CostLedger, Kind, ModelPrice
+from apps.core.api.serializers import QuerySerializer
 
 
 class MemberUserField(serializers.PrimaryKeyRelatedField):
@@ -130,7 +131,7 @@ class BudgetAlertSerializer(serializers.ModelSerializer):
 
 
 # --- usage/ ---------------------------------------------------------------------------------------
-class UsageQuerySerializer(serializers.Serializer):
+class UsageQuerySerializer(QuerySerializer):
     start = serializers.DateField(required=False, help_text=_("First local date (inclusive)."))
     end = serializers.DateField(required=False, help_text=_("Last local date (inclusive)."))
     user = serializers.IntegerField(required=False, min_value=1)

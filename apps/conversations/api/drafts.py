@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -45,18 +45,22 @@ class DraftEditSerializer(serializers.Serializer):
 
 
 DRAFT_FILTERS = [
-    OpenApiParameter("conversation", OpenApiTypes.INT, description="conversation id"),
+    OpenApiParameter(
+        "conversation", {"type": "integer", "minimum": 0}, description="conversation id"
+    ),
     OpenApiParameter("status", OpenApiTypes.STR, enum=Draft.Status.values),
 ]
 
 
-@extend_schema(parameters=DRAFT_FILTERS)
+@extend_schema_view(list=extend_schema(parameters=DRAFT_FILTERS))
 class DraftViewSet(OrgScopedReadOnlyViewSet):
     queryset = Draft.objects.all()
     serializer_class = DraftSerializer
     action_roles = {"send": Role.AGENT, "edit_send": Role.AGENT, "discard": Role.AGENT}
 
     def scope_queryset(self, queryset):
+        if self.action != "list":  # a draft's URL names it: the list's filters do not apply
+            return queryset.order_by("-created_at", "-id")
         conversation = self.request.query_params.get("conversation")
         if conversation not in (None, ""):
             if not conversation.isdigit():

@@ -3,11 +3,13 @@ pages, agent replies through the outbound pipeline) and canned replies."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -41,13 +43,17 @@ def _int(request, name: str) -> int | None:
     return int(value)
 
 
+_STATUS_NAMES = "|".join(Conversation.Status.values)
+_STATUS_LIST = rf"^(({_STATUS_NAMES})(,({_STATUS_NAMES}))*)?$"
 INBOX_FILTERS = [
     OpenApiParameter(
-        "status", OpenApiTypes.STR, description="open, pending, resolved, snoozed (comma-separated)"
+        "status",
+        {"type": "string", "pattern": _STATUS_LIST},
+        description="open, pending, resolved, snoozed (comma-separated)",
     ),
     OpenApiParameter("mode", OpenApiTypes.STR, enum=Conversation.Mode.values),
     OpenApiParameter("assignee", OpenApiTypes.STR, description="user id, me or none"),
-    OpenApiParameter("account", OpenApiTypes.INT, description="WeChat account id"),
+    OpenApiParameter("account", {"type": "integer", "minimum": 0}, description="WeChat account id"),
     OpenApiParameter("label", OpenApiTypes.STR, description="label id or name"),
     OpenApiParameter("unread", OpenApiTypes.BOOL),
     OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
@@ -66,7 +72,7 @@ def _role(request) -> str | None:
     return membership.role if membership is not None else None
 
 
-@extend_schema(parameters=INBOX_FILTERS)
+@extend_schema_view(list=extend_schema(parameters=INBOX_FILTERS))
 class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
     queryset = Conversation.objects.all()
     serializer_class = s.ConversationSerializer
@@ -110,7 +116,8 @@ class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
                 since = None
             if since is None:
                 raise _invalid("updated_since", _("Use an ISO-8601 date and time."))
-            since = make_aware(since) if is_naive(since) else since
+            # In UTC: PostgreSQL refuses offsets beyond +-15:59 that ISO-8601 allows (-22:37).
+            since = (make_aware(since) if is_naive(since) else since).astimezone(UTC)
         return selectors.conversation_inbox(
             org=request.org,
             user=request.user,
@@ -207,7 +214,7 @@ class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
     @extend_schema(
         methods=["POST"], request=s.NoteCreateSerializer, responses={201: s.NoteSerializer}
     )
-    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
     def notes(self, request, pk=None):
         conversation = self.get_object()
         if request.method == "GET":

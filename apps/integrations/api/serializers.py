@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from apps.core.api.serializers import SecretField
+from apps.core.api.serializers import QuerySerializer, SecretField
 from apps.integrations.models import AIApp, IntegrationCall, PlatformConnection
 from apps.orgs.models import Role, role_at_least
 
@@ -182,7 +182,7 @@ class AIAppTestRequestSerializer(serializers.Serializer):
     prompt = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class StatsQuerySerializer(serializers.Serializer):
+class StatsQuerySerializer(QuerySerializer):
     hours = serializers.IntegerField(required=False, min_value=1, max_value=24 * 90)
 
 

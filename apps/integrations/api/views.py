@@ -34,7 +34,9 @@ SERVICE_PARAMETER = OpenApiParameter(
     description="gewe, ecloud, openai (incl. DashScope), fastgpt or dify.",
 )
 HOURS_PARAMETER = OpenApiParameter(
-    "hours", int, description="Stats window in hours (default INTEGRATION_STATS_DEFAULT_HOURS)."
+    "hours",
+    {"type": "integer", "minimum": 1, "maximum": 24 * 90},
+    description="Stats window in hours (default INTEGRATION_STATS_DEFAULT_HOURS).",
 )
 
 

@@ -40,10 +40,9 @@ class MediaFileViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScop
             request.META[ORG_HEADER] = org
         super().initial(request, *args, **kwargs)
 
-    def get_parsers(self):
-        if getattr(self, "action", None) == "create":
-            return [MultiPartParser(), FormParser()]
-        return super().get_parsers()
+    # Uploads are the only body this viewset reads. (Choosing parsers by ``self.action`` did
+    # not work: DRF builds the request's parsers before it sets the action.)
+    parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(
         request={"multipart/form-data": MediaFileUploadSerializer},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from apps.core.api.serializers import QuerySerializer
 from apps.monitoring.alerting import alert_payload
 from apps.monitoring.metrics import ALL_SERVICES, WINDOWS
 from apps.monitoring.models import Alert, AlertRule, MonitoringConfig
@@ -21,7 +22,7 @@ class MonitoringAlertSerializer(serializers.ModelSerializer):
         return alert_payload(instance)
 
 
-class AlertListQuerySerializer(serializers.Serializer):
+class AlertListQuerySerializer(QuerySerializer):
     service = serializers.CharField(required=False, max_length=32)
     severity = serializers.ChoiceField(choices=Alert.Severity.choices, required=False)
     resolved = serializers.BooleanField(required=False, allow_null=True, default=None)
@@ -32,13 +33,13 @@ class AlertResolveSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 
 
-class MetricsQuerySerializer(serializers.Serializer):
+class MetricsQuerySerializer(QuerySerializer):
     service = serializers.ChoiceField(choices=[(s, s) for s in ALL_SERVICES], required=False)
     target = serializers.RegexField(r"^[a-z_]+:\d+$", required=False, max_length=64)
     window = serializers.ChoiceField(choices=[(w, w) for w in WINDOWS], default="1h")
 
 
-class TrendsQuerySerializer(serializers.Serializer):
+class TrendsQuerySerializer(QuerySerializer):
     hours = serializers.IntegerField(min_value=1, max_value=168, default=24)
     points = serializers.IntegerField(min_value=2, max_value=288, default=48)
     target = serializers.RegexField(r"^[a-z_]+:\d+$", required=False, max_length=64)

@@ -4,8 +4,10 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from apps.core.api.serializers import QuerySerializer
 
-class ReportQuerySerializer(serializers.Serializer):
+
+class ReportQuerySerializer(QuerySerializer):
     start = serializers.DateField(
         required=False, help_text=_("First local day (inclusive); default 29 days before end.")
     )

@@ -6,10 +6,10 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.core.api.views import OrgScopedGenericViewSet, OrgScopedReadOnlyViewSet, OrgScopedViewSet
@@ -138,19 +138,27 @@ def _int_param(request, name: str) -> int | None:
         ) from exc
 
 
-@extend_schema(parameters=CONTACT_FILTERS)
+def _choice_param(request, name: str, choices) -> str | None:
+    value = request.query_params.get(name) or None
+    if value is not None and value not in choices:
+        raise ApplicationError(_("Invalid filter."), fields={name: [_("Unknown value.")]})
+    return value
+
+
+@extend_schema_view(list=extend_schema(parameters=CONTACT_FILTERS))
 class ContactViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
     queryset = Contact.objects.all()
     serializer_class = s.ContactSerializer
     write_role = Role.AGENT
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def scope_queryset(self, queryset):
         request = self.request
+        if self.action not in ("list", "export"):  # the list's filters do not apply
+            return selectors.contact_list(org=request.org).prefetch_related("tags").order_by("id")
         filtered = selectors.contact_list(
             org=request.org,
             account_id=_int_param(request, "account"),
-            kind=request.query_params.get("kind") or None,
+            kind=_choice_param(request, "kind", Contact.Kind.values),
             tag_id=_int_param(request, "tag"),
             search=request.query_params.get("search") or None,
         )
@@ -172,7 +180,12 @@ class ContactViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
         request={"multipart/form-data": s.CSVUploadSerializer},
         responses={200: s.ImportResultSerializer},
     )
-    @action(detail=False, methods=["post"], url_path="import")
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser, FormParser],
+    )
     def import_csv(self, request):
         upload = s.CSVUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
@@ -191,7 +204,6 @@ class TagViewSet(OrgScopedViewSet):
     queryset = Tag.objects.all()
     serializer_class = s.TagSerializer
     write_role = Role.MANAGER
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def perform_create(self, serializer):
         serializer.instance = services.tag_create(org=self.request.org, **serializer.validated_data)
@@ -213,7 +225,12 @@ class TagViewSet(OrgScopedViewSet):
         request={"multipart/form-data": s.CSVUploadSerializer},
         responses={200: s.ImportResultSerializer},
     )
-    @action(detail=False, methods=["post"], url_path="import")
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser, FormParser],
+    )
     def import_csv(self, request):
         upload = s.CSVUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
