@@ -45,9 +45,9 @@ from apps.conversations import failover, group_names, sessions
 from apps.conversations.models import AITurn, Conversation, Message
 from apps.conversations.services import (
     HandoffReason,
-    _handoff_locked,
-    _locked,
-    _maybe_resume_ai,
+    conversation_ai_resume_due,
+    conversation_handoff_locked,
+    conversation_locked,
 )
 from apps.conversations.turn_recovery import renewing, turn_lease_renew
 from apps.core import realtime
@@ -209,9 +209,9 @@ def _handoff(
 ):
     """Hand the chat to a person; the customer's messages stay (unanswered by the AI)."""
     with transaction.atomic():
-        locked = _locked(conversation.org_id, conversation.pk)
+        locked = conversation_locked(conversation.org_id, conversation.pk)
         if locked.mode == Conversation.Mode.AI:
-            _handoff_locked(locked, reason=reason)
+            conversation_handoff_locked(locked, reason=reason)
         if locked.ai_answered_message_id < last.pk:
             locked.ai_answered_message_id = last.pk
             locked.save(update_fields=["ai_answered_message_id", "updated_at"])
@@ -244,7 +244,7 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
     if conversation is None or conversation.account is None or conversation.contact is None:
         return "missing"
     now = timezone.now()
-    if _maybe_resume_ai(conversation, now):
+    if conversation_ai_resume_due(conversation, now):
         conversation.save(update_fields=["mode", "ai_paused_until", "handoff_reason", "updated_at"])
     if conversation.mode != Conversation.Mode.AI:
         return "human"
@@ -433,7 +433,7 @@ def _deliver(conversation, turn, last, outcome, *, mode, member_wxid, member_nam
         "app_attempts": outcome.attempts,
     }
     with transaction.atomic():
-        locked = _locked(conversation.org_id, conversation.pk)
+        locked = conversation_locked(conversation.org_id, conversation.pk)
         if locked.mode != Conversation.Mode.AI:
             # A person took over while the AI was thinking: their word wins.
             _finish_turn(

@@ -34,7 +34,11 @@ def _auto_resolve_note(days: int) -> str:
 
 def conversations_auto_resolve(*, org: Organization, now: datetime | None = None, limit=500) -> int:
     """Resolve the organisation's idle open conversations (see the module docstring)."""
-    from apps.conversations.services import _locked, push_conversation_updated, push_new_message
+    from apps.conversations.services import (
+        conversation_locked,
+        push_conversation_updated,
+        push_new_message,
+    )
 
     days = ai_settings.auto_resolve_idle_days(org)
     if days <= 0:
@@ -53,7 +57,7 @@ def conversations_auto_resolve(*, org: Organization, now: datetime | None = None
     resolved = 0
     for conversation_id in due:
         with transaction.atomic():
-            conversation = _locked(org, conversation_id)
+            conversation = conversation_locked(org, conversation_id)
             last = conversation.last_message_at or conversation.created_at
             if (
                 conversation.status

@@ -9,8 +9,8 @@ never takes a higher one after a lower one:
    (``apps.integrations.webhooks.process``);
 2. **webhook events** of that chat, ascending id (the older waiting ones, then its own);
 3. **the contact** (``contact_upsert``: ``Contact`` FOR UPDATE);
-4. **the conversation** (``services._locked``: ``Conversation`` FOR UPDATE), the lock every
-   writer of a conversation's state takes: inbound recording, handoff, takeover, the AI
+4. **the conversation** (``services.conversation_locked``: ``Conversation`` FOR UPDATE), the
+   lock every writer of a conversation's state takes: inbound recording, handoff, takeover, the AI
    turn's handoff and delivery, the turn recovery, draft decisions;
 5. **the conversation's children**: the ``AITurn`` (recovery), ``Draft`` rows
    (``drafts._lock`` locks the conversation first, then the draft),

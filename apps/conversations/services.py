@@ -93,7 +93,7 @@ def _save(obj, update_fields: list[str]) -> None:
     obj.save(update_fields=[*update_fields, "updated_at"])
 
 
-def _locked(org: Organization | int, conversation_id: int) -> Conversation:
+def conversation_locked(org: Organization | int, conversation_id: int) -> Conversation:
     org_id = getattr(org, "pk", org)
     conversation = (
         Conversation.objects.select_for_update(of=("self",))
@@ -152,7 +152,7 @@ def reply_policy_allows(
     )
 
 
-def _maybe_resume_ai(conversation: Conversation, now: datetime) -> bool:
+def conversation_ai_resume_due(conversation: Conversation, now: datetime) -> bool:
     """A phone reply (or an agent's takeover, when the organisation set an auto-return time)
     paused the AI; once the pause is over the AI takes the chat back."""
     if (
@@ -219,7 +219,7 @@ def inbound_message_record(
         kind=Contact.Kind.GROUP if inbound.is_group else None,
     )
     conversation = outbound.conversation_for(org=org, account=account, contact=contact)
-    conversation = _locked(org, conversation.pk)
+    conversation = conversation_locked(org, conversation.pk)
     kind = inbound.kind if inbound.kind in Message.Kind.values else Message.Kind.OTHER
     is_system = kind == Message.Kind.SYSTEM
     if inbound.self_sent:
@@ -267,7 +267,7 @@ def inbound_message_record(
     )
     fields = ["last_message_at"]
     conversation.last_message_at = now
-    if _maybe_resume_ai(conversation, now):
+    if conversation_ai_resume_due(conversation, now):
         fields += ["mode", "ai_paused_until", "handoff_reason"]
     handoff_reason = ""
     if not inbound.self_sent and not is_system:
@@ -320,7 +320,7 @@ def inbound_message_record(
         media_ids = {"org_id": org.pk, "message_id": message.pk}
         transaction.on_commit(lambda: conversation_media.schedule_fetch(**media_ids))
     if handoff_reason:
-        _handoff_locked(conversation, reason=handoff_reason)
+        conversation_handoff_locked(conversation, reason=handoff_reason)
     elif message.triggers_ai:
         from apps.conversations.ai import schedule_turn
 
@@ -361,7 +361,9 @@ def _notify_target(conversation: Conversation) -> int | None:
     return getattr(account, "owner_id", None) if account is not None else None
 
 
-def _handoff_locked(conversation: Conversation, *, reason: str, user=None) -> Conversation:
+def conversation_handoff_locked(
+    conversation: Conversation, *, reason: str, user=None
+) -> Conversation:
     now = timezone.now()
     conversation.mode = Conversation.Mode.HUMAN
     conversation.status = Conversation.Status.PENDING
@@ -401,13 +403,13 @@ def conversation_handoff(
     account owner notified through ``conversation_handed_off``) or back to the AI (``ai``:
     customer messages received meanwhile count as dealt with, so the AI never answers stale
     questions)."""
-    conversation = _locked(org, conversation_id)
+    conversation = conversation_locked(org, conversation_id)
     if mode == Conversation.Mode.HUMAN:
         if conversation.mode == Conversation.Mode.HUMAN and conversation.status == (
             Conversation.Status.PENDING
         ):
             return conversation
-        return _handoff_locked(conversation, reason=reason, user=user)
+        return conversation_handoff_locked(conversation, reason=reason, user=user)
     if mode != Conversation.Mode.AI:
         raise ApplicationError(_("Invalid data."), fields={"mode": [_("Use ai or human.")]})
     latest = (
@@ -464,7 +466,7 @@ def _take_over_locked(conversation: Conversation, *, user) -> Conversation:
 @transaction.atomic
 def conversation_take_over(*, org: Organization, conversation_id: int, user) -> Conversation:
     """接管: the agent takes the conversation from the AI (see ``_take_over_locked``)."""
-    return _take_over_locked(_locked(org, conversation_id), user=user)
+    return _take_over_locked(conversation_locked(org, conversation_id), user=user)
 
 
 # -- inbox actions -------------------------------------------------------------------------
@@ -473,7 +475,7 @@ def conversation_take_over(*, org: Organization, conversation_id: int, user) -> 
 @transaction.atomic
 def conversation_assign(*, org: Organization, conversation_id: int, assignee=None) -> Conversation:
     """Assign to a member of the organisation (``None`` unassigns)."""
-    conversation = _locked(org, conversation_id)
+    conversation = conversation_locked(org, conversation_id)
     if assignee is not None and not membership_exists(org=org, user=assignee):
         raise ApplicationError(
             _("Assignee is not a member of this organization."),
@@ -487,7 +489,7 @@ def conversation_assign(*, org: Organization, conversation_id: int, assignee=Non
 
 @transaction.atomic
 def conversation_resolve(*, org: Organization, conversation_id: int) -> Conversation:
-    conversation = _locked(org, conversation_id)
+    conversation = conversation_locked(org, conversation_id)
     conversation.status = Conversation.Status.RESOLVED
     conversation.resolved_at = timezone.now()
     conversation.snooze_until = None
@@ -498,7 +500,7 @@ def conversation_resolve(*, org: Organization, conversation_id: int) -> Conversa
 
 @transaction.atomic
 def conversation_reopen(*, org: Organization, conversation_id: int) -> Conversation:
-    conversation = _locked(org, conversation_id)
+    conversation = conversation_locked(org, conversation_id)
     conversation.status = Conversation.Status.OPEN
     conversation.resolved_at = None
     conversation.snooze_until = None
@@ -516,7 +518,7 @@ def conversation_snooze(
         raise ApplicationError(
             _("Invalid data."), fields={"until": [_("Snooze until a time in the future.")]}
         )
-    conversation = _locked(org, conversation_id)
+    conversation = conversation_locked(org, conversation_id)
     conversation.status = Conversation.Status.SNOOZED
     conversation.snooze_until = until
     _save(conversation, ["status", "snooze_until"])
@@ -532,7 +534,7 @@ def conversations_wake_snoozed_all_orgs(*, now: datetime | None = None) -> int:
         status=Conversation.Status.SNOOZED, snooze_until__lte=now
     ).values_list("id", "org_id")[:1000]:
         with transaction.atomic():
-            conversation = _locked(org_id, conversation_id)
+            conversation = conversation_locked(org_id, conversation_id)
             if conversation.status == Conversation.Status.SNOOZED:
                 conversation.status = Conversation.Status.OPEN
                 conversation.snooze_until = None
@@ -547,7 +549,7 @@ def conversation_set_labels(
     *, org: Organization, conversation_id: int, names: list[str]
 ) -> Conversation:
     """Replace the conversation's labels by ``names`` (labels are created as needed)."""
-    conversation = _locked(org, conversation_id)
+    conversation = conversation_locked(org, conversation_id)
     labels = []
     for name in dict.fromkeys(n.strip() for n in names if n and n.strip()):
         if len(name) > 60:
@@ -576,7 +578,7 @@ def conversation_update(*, org: Organization, conversation_id: int, **fields: An
     unknown = set(fields) - {"priority", "ai_app", "reply_mode"}
     if unknown:
         raise ApplicationError(_("Unknown fields: %(f)s") % {"f": ", ".join(sorted(unknown))})
-    conversation = _locked(org, conversation_id)
+    conversation = conversation_locked(org, conversation_id)
     ai_app = fields.get("ai_app")
     if ai_app is not None and ai_app.org_id != org.pk:
         raise ApplicationError(_("Invalid data."), fields={"ai_app": [_("Unknown AI app.")]})
@@ -682,7 +684,7 @@ def agent_reply(
             conversation=conversation,
             **({"media_file": media_file, "duration_s": duration_s} if media_file else {}),
         )
-        conversation = _take_over_locked(_locked(org, conversation.pk), user=user)
+        conversation = _take_over_locked(conversation_locked(org, conversation.pk), user=user)
         push_new_message(message, conversation)
     return message
 

@@ -105,11 +105,11 @@ def ai_turns_recover(*, now: datetime | None = None, limit: int = 200) -> dict[s
 
 def _recover_one(org_id, conversation_id, turn_id, now, expired) -> str:
     from apps.conversations.ai import _handoff
-    from apps.conversations.services import HandoffReason, _locked
+    from apps.conversations.services import HandoffReason, conversation_locked
 
     with transaction.atomic():
         # The documented lock order (apps.conversations.locking): conversation, then turn.
-        conversation = _locked(org_id, conversation_id)
+        conversation = conversation_locked(org_id, conversation_id)
         turn = (
             AITurn.objects.select_for_update(of=("self",))
             .select_related("last_message")

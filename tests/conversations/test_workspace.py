@@ -269,7 +269,7 @@ def test_auto_return_time_gives_the_chat_back_to_the_ai(org, make_member):
     conversation.refresh_from_db()
     assert conversation.ai_paused_until is not None
     later = conversation.ai_paused_until + timedelta(seconds=1)
-    assert services._maybe_resume_ai(conversation, later) is True
+    assert services.conversation_ai_resume_due(conversation, later) is True
     assert conversation.mode == "ai"
 
 
