@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import socket
 import statistics
 import subprocess
@@ -84,6 +85,15 @@ def summary(name: str, seconds: list[float], expected: int) -> str:
         f"p99={percentile(ms, 99):7.2f} ms  "
         f"mean={statistics.fmean(ms) if ms else float('nan'):7.2f} ms"
     )
+
+
+def print_profile(probe_out: str) -> None:
+    """Daphne's profile of phase (b) (``daphne_probe.py``): top functions by own time, GC."""
+    import pstats
+
+    print(f"\nDaphne profile of (b), {probe_out}.prof (top 25 by own time):")
+    pstats.Stats(f"{probe_out}.prof").sort_stats("tottime").print_stats(25)
+    print(f"garbage collections during (b): {Path(probe_out + '.json').read_text()}")
 
 
 # --- the publisher (a separate process) -----------------------------------------------------------
@@ -214,11 +224,18 @@ async def bench(args, users, tokens) -> None:
     limit = raise_fd_limit(args.connections * 2 + 1024)
     env = dict(os.environ)  # BENCH_ENV defaults, overridable from the environment
     port = free_port()
+    probe_out = str(Path(args.profile) / "ws-probe") if args.profile else ""
+    if probe_out:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        env["WS_PROBE_OUT"] = probe_out
     daphne = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "daphne",
+            *(
+                [str(Path(__file__).with_name("daphne_probe.py"))]
+                if probe_out
+                else ["-m", "daphne"]
+            ),
             "-v",
             "0",
             "-b",
@@ -309,10 +326,14 @@ async def bench(args, users, tokens) -> None:
         for s in sockets:
             s.received.clear()
         members = [s for s, (org, _) in zip(sockets, users, strict=True) if org.id == org0.id]
+        if probe_out:
+            os.kill(daphne.pid, signal.SIGUSR1)
         await asyncio.to_thread(
             run_publisher, "push", realtime.group_for_org(org0.id), count, interval, env
         )
         await asyncio.sleep(1)
+        if probe_out:
+            os.kill(daphne.pid, signal.SIGUSR2)
         per_receipt = [v for s in members for v in s.received.values()]
         complete = [
             max(s.received[seq] for s in members)
@@ -323,6 +344,9 @@ async def bench(args, users, tokens) -> None:
         print(summary(f"(b) push -> all {len(members)} members (last receipt)", complete, count))
         print(summary("(b) push -> each member (every receipt)", per_receipt, count * len(members)))
         print(f"  events seen by the {n - len(members)} sockets of other orgs: {others}")
+        if probe_out:
+            await asyncio.sleep(2)
+            print_profile(probe_out)
 
         # (a) once more, to show the run-to-run spread on a shared machine.
         for s in sockets:
@@ -360,6 +384,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--events", type=int, default=150)
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between events")
+    parser.add_argument(
+        "--profile",
+        default="",
+        metavar="DIR",
+        help="run Daphne under cProfile during (b) and print where its time went",
+    )
     args = parser.parse_args()
     _orgs, users, tokens = prepare(args.connections)
     asyncio.run(bench(args, users, tokens))
