@@ -48,6 +48,8 @@ BENCH_ENV = {
     "LOG_LEVEL": "WARNING",
 }
 ORG_SIZE = 50
+GOAL_P99_MS = 50  # issue 19: one event to all 50 members at 10 events/s, 2,000 sockets open
+ISSUE_BASELINE_P99_MS = 482  # what issue 19 measured before the fan-out work
 
 
 def raise_fd_limit(wanted: int) -> int:
@@ -76,6 +78,10 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def _ms(seconds: list[float], p: float) -> float | None:
+    return round(percentile(seconds, p) * 1000, 2) if seconds else None
 
 
 def summary(name: str, seconds: list[float], expected: int) -> str:
@@ -360,11 +366,35 @@ async def bench(args, users, tokens) -> None:
             env,
         )
         await asyncio.sleep(1)
-        print(summary("(a) again, after (b)", list(sockets[0].received.values()), count))
+        again = list(sockets[0].received.values())
+        print(summary("(a) again, after (b)", again, count))
         print(f"  load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"\nDaphne RSS at the end: {rss_bytes(daphne.pid) / 2**20:.1f} MiB")
+        figures = {
+            "bench": "ws",
+            "connections": n,
+            "org_size": len(members),
+            "events": count,
+            "events_per_s": round(1 / interval, 2),
+            "baseline_redis_p50_ms": _ms(baseline, 50),
+            "baseline_redis_p99_ms": _ms(baseline, 99),
+            "one_client_p50_ms": _ms(one, 50),
+            "one_client_p99_ms": _ms(one, 99),
+            "fanout_p50_ms": _ms(complete, 50),
+            "fanout_p99_ms": _ms(complete, 99),
+            "fanout_max_ms": round(max(complete) * 1000, 2) if complete else None,
+            "fanout_complete": len(complete),
+            "other_org_receipts": others,
+            "kib_per_connection": round((rss_all - rss_one) / (n - 1) / 1024, 1),
+            "goal_fanout_p99_ms": GOAL_P99_MS,
+            "meets_goal": bool(complete) and _ms(complete, 99) <= GOAL_P99_MS,
+            "issue_baseline_fanout_p99_ms": ISSUE_BASELINE_P99_MS,
+            "cores": os.cpu_count(),
+            "load_average": round(os.getloadavg()[0], 1),
+        }
         for s in sockets:
             await s.ws.close()
+        print(json.dumps(figures))
     finally:
         daphne.terminate()
         try:

@@ -597,7 +597,7 @@ WORKSPACE_WS_TOKEN_SECONDS = env.int("WORKSPACE_WS_TOKEN_SECONDS", default=60)
 # The ASGI process's garbage collector (apps/core/gc_tuning.py): survivors are frozen every
 # ASGI_GC_FREEZE_SECONDS so a full collection never stalls every socket; everything is collected
 # once every ASGI_GC_FULL_SECONDS. 0 switches a step off (both 0: Python's defaults).
-ASGI_GC_FREEZE_SECONDS = env.float("ASGI_GC_FREEZE_SECONDS", default=60)
+ASGI_GC_FREEZE_SECONDS = env.float("ASGI_GC_FREEZE_SECONDS", default=10)
 ASGI_GC_FULL_SECONDS = env.float("ASGI_GC_FULL_SECONDS", default=3600)
 
 # --- Notifications (apps.monitoring) ------------------------------------------------------------
