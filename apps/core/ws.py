@@ -78,7 +78,9 @@ CLOSE_CODES: dict[int, str] = {
 }
 
 _SERVER = f"{socket.gethostname()}:{os.getpid()}"
-_REALTIME_TYPES = frozenset({realtime.CHANNEL_MESSAGE_TYPE, realtime.CHANNEL_CONTROL_TYPE})
+_NO_DB_HOP_TYPES = frozenset(
+    {realtime.CHANNEL_MESSAGE_TYPE, realtime.CHANNEL_CONTROL_TYPE, "websocket.receive"}
+)
 
 
 class ClientError(Exception):
@@ -433,11 +435,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels runs ``close_old_connections`` in a worker thread before *every* message.
-        Pushes (``realtime.*``) touch no database on their fast path, and the rare lookup goes
+        Pushes (``realtime.*``) and client messages (pongs, joins) reach the database only
         through ``database_sync_to_async``, which closes stale connections itself: skipping
         that thread hop is what lets one event reach 50 sockets in milliseconds (``bench/ws``:
-        it was two hops per socket, serialised on one thread)."""
-        if message.get("type") in _REALTIME_TYPES:
+        it was two hops per socket and per pong, serialised on one thread)."""
+        if message.get("type") in _NO_DB_HOP_TYPES:
             await getattr(self, get_handler_name(message))(message)
             return
         await super().dispatch(message)

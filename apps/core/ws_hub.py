@@ -26,6 +26,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+RETRY_SECONDS = 0.5
+
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupHub] = weakref.WeakKeyDictionary()
 
 
@@ -43,6 +45,9 @@ class GroupHub:
 
     async def join(self, group: str, consumer) -> None:
         async with self._lock:
+            if self.channel is not None and (self.task is None or self.task.done()):
+                # The loop ended unexpectedly: serve the same subscription again.
+                self.task = asyncio.create_task(self._receive(self.channel))
             if self.channel is None:
                 # The default prefix: the layer reads one Redis key for all of a process's
                 # channels with that prefix (the hub's and the sockets' own).
@@ -77,7 +82,14 @@ class GroupHub:
 
     async def _receive(self, channel: str) -> None:
         while self.channel == channel:
-            message = await self.layer.receive(channel)
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis hiccup: keep serving once it is back.
+                logger.warning("Realtime hub receive on %s failed", channel, exc_info=True)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
             members = self.groups.get(message.get("group"))
             if not members:
                 continue
