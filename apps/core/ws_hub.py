@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.5
+# Re-add the hub's channel to a group at a join after this long (the layer's group expiry is a
+# day; channels-redis drops older members at the next group_send).
+GROUP_REFRESH_SECONDS = 3600.0
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupHub] = weakref.WeakKeyDictionary()
 
@@ -39,9 +43,13 @@ class GroupHub:
         self.groups: dict[str, dict[str, Any]] = {}
         self.channel: str | None = None
         self.task: asyncio.Task | None = None
-        # Serialises membership changes with their group_add/group_discard, so a socket that
-        # joins while the last one leaves never ends up in a group the hub has left.
+        # Membership changes are atomic under ``_lock`` (no Redis I/O held there but the first
+        # channel); each group's group_add/group_discard is ordered by its own lock, so a
+        # socket joining while the group's last one leaves never ends up unsubscribed, and
+        # 2,000 sockets leaving at once do not queue behind each other's Redis round trips.
         self._lock = asyncio.Lock()
+        self._group_locks: dict[str, asyncio.Lock] = {}
+        self._added_at: dict[str, tuple[str, float]] = {}
 
     async def join(self, group: str, consumer) -> None:
         async with self._lock:
@@ -53,9 +61,17 @@ class GroupHub:
                 # channels with that prefix (the hub's and the sockets' own).
                 self.channel = await self.layer.new_channel()
                 self.task = asyncio.create_task(self._receive(self.channel))
+            channel = self.channel
             self.groups.setdefault(group, {})[consumer.channel_name] = consumer
-            # Every join re-adds: it also renews the membership's expiry in the layer.
-            await self.layer.group_add(group, self.channel)
+            group_lock = self._group_locks.setdefault(group, asyncio.Lock())
+        async with group_lock:
+            now = time.monotonic()
+            added_channel, added_at = self._added_at.get(group, (None, 0.0))
+            if added_channel != channel or now - added_at >= GROUP_REFRESH_SECONDS:
+                # First local member (or an old subscription: renew it before the layer's
+                # group expiry drops it).
+                await self.layer.group_add(group, channel)
+                self._added_at[group] = (channel, now)
 
     async def leave(self, group: str, consumer) -> None:
         async with self._lock:
@@ -66,10 +82,15 @@ class GroupHub:
                 return
             del self.groups[group]
             channel = self.channel
+            group_lock = self._group_locks.setdefault(group, asyncio.Lock())
             if not self.groups:
                 self._stop()
-            if channel is not None:
-                await self.layer.group_discard(group, channel)
+        async with group_lock:
+            if group in self.groups or channel is None:
+                return  # a socket joined again meanwhile: stay subscribed
+            if self._added_at.get(group, (None,))[0] == channel:
+                del self._added_at[group]
+            await self.layer.group_discard(group, channel)
 
     def members(self, group: str) -> int:
         return len(self.groups.get(group, ()))
