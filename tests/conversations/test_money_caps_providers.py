@@ -210,3 +210,21 @@ def test_overrun_never_names_another_organisations_app(org, other_org, simulator
     assert "openai/qwen-plus" in alert.title
     assert alert.metadata["ai_app_id"] is None
     assert not Alert.objects.filter(org=other_org).exists()
+
+
+def test_a_small_miss_of_the_input_estimate_is_not_alerted(org, simulators_clean):
+    events.ai_usage_overrun.send(
+        sender=Reservation,
+        org_id=org.pk,
+        request_id="ai-turn-1",
+        provider="openai",
+        model="qwen-plus",
+        reserved_tokens=1000,
+        reported_tokens=1050,  # 5 % over, output within what was reserved
+        reported_input_tokens=1000,
+        reported_output_tokens=50,
+        reserved_cost="0.01",
+        currency="CNY",
+        conversation_id=None,
+    )
+    assert not Alert.objects.filter(org=org).exists()

@@ -102,6 +102,32 @@ def _overrun_costs(*, org, provider, model, input_tokens, output_tokens, request
     return reported, (entry.cost if entry is not None else None)
 
 
+# An overrun that is only our input estimate falling short by less than this share of the
+# reservation is estimation noise (charged at most the reservation all the same): logged, not
+# alerted. An answer longer than the reserved output (max_tokens ignored) is always alerted.
+OVERRUN_ALERT_MARGIN = 0.1
+
+
+def _overrun_worth_an_alert(
+    *, org, request_id, reserved_tokens, reported_tokens, reported_output_tokens
+) -> bool:
+    from apps.billing import selectors as billing_selectors
+
+    reservation = billing_selectors.reservation_get(org=org, request_id=request_id)
+    if reservation is not None and reported_output_tokens > reservation.estimated_output_tokens:
+        return True
+    if reported_tokens > reserved_tokens * (1 + OVERRUN_ALERT_MARGIN):
+        return True
+    logger.info(
+        "AI usage %s over its reservation %s by less than %d%% (request %s): not alerted",
+        reported_tokens,
+        reserved_tokens,
+        OVERRUN_ALERT_MARGIN * 100,
+        request_id,
+    )
+    return False
+
+
 def on_ai_usage_overrun(
     sender,
     *,
@@ -120,8 +146,9 @@ def on_ai_usage_overrun(
 ):
     """A provider reported more usage than the call reserved under a hard budget (billing
     charged only the reservation): a ``quota_exceeded`` alert (high) naming the AI app and the
-    amounts, one open alert per app (repeats bump its count). Names, ids and amounts only: no
-    credential or message text goes into it."""
+    amounts, one open alert per app (repeats bump its count), unless it is only a small miss of
+    the input estimate (``OVERRUN_ALERT_MARGIN``). Names, ids and amounts only: no credential
+    or message text goes into it."""
     try:
         from apps.conversations.failover import ai_app_id_for_request
         from apps.core.money import format_money
@@ -129,7 +156,13 @@ def on_ai_usage_overrun(
         from apps.orgs.models import Organization
 
         org = Organization.objects.filter(id=org_id).first()
-        if org is None:
+        if org is None or not _overrun_worth_an_alert(
+            org=org,
+            request_id=request_id,
+            reserved_tokens=int(reserved_tokens or 0),
+            reported_tokens=int(reported_tokens or 0),
+            reported_output_tokens=int(reported_output_tokens or 0),
+        ):
             return
         ai_app_id = ai_app_id_for_request(org_id=org.pk, request_id=request_id)
         ai_app = AIApp.objects.filter(org=org, id=ai_app_id).first() if ai_app_id else None
