@@ -27,3 +27,10 @@ application = ProtocolTypeRouter(
         "websocket": TokenAwareOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Daphne only imports this module: keep full garbage collections from stalling every socket.
+from apps.core import gc_tuning  # noqa: E402
+
+gc_tuning.install(
+    freeze_seconds=settings.ASGI_GC_FREEZE_SECONDS, full_seconds=settings.ASGI_GC_FULL_SECONDS
+)

@@ -133,6 +133,18 @@ class _ChatBase(RealtimeConsumer):
     def _visible_by_assignee(self, assignee_id) -> bool:
         return assignee_id is None or assignee_id == self.user.id
 
+    def needs_lookup(self, message: dict[str, Any]) -> bool:
+        """A restricted socket asks the database only about a conversation it has not seen
+        and whose event does not say who it is assigned to."""
+        if not (self.restricted and self.ready and not self.closing):
+            return False
+        if message.get("type") != realtime.CHANNEL_MESSAGE_TYPE:
+            return False
+        conversation_id, conversation = _event_conversation(message.get("event") or {})
+        if conversation_id is None or conversation_id in self._visible:
+            return False
+        return not (conversation is not None and "assignee_id" in conversation)
+
     async def realtime_event(self, message: dict[str, Any]) -> None:
         if self.restricted and self.ready and not self.closing:
             event = message.get("event") or {}

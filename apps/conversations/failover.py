@@ -19,6 +19,7 @@ open are skipped without a call; an app that failed all its attempts counts one 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -266,6 +267,22 @@ def _request_id(turn: AITurn, ai_app, index: int, attempt: int) -> str:
     if index == 0 and attempt == 1:
         return f"ai-turn-{turn.pk}"
     return f"ai-turn-{turn.pk}-app-{ai_app.pk}-{attempt}"
+
+
+_REQUEST_ID = re.compile(r"^ai-turn-(\d+)(?:-app-(\d+)-\d+)?$")
+
+
+def ai_app_id_for_request(*, org_id: int, request_id: str) -> int | None:
+    """The AI app an attempt's ledger request id (``_request_id``) was reserved for, within
+    the organisation; None for another kind of request. The first attempt's id names only the
+    turn, whose ``ai_app`` is the first app tried until the turn finishes."""
+    match = _REQUEST_ID.match(request_id or "")
+    if match is None:
+        return None
+    if match.group(2):
+        return int(match.group(2))
+    turn = AITurn.objects.filter(org_id=org_id, pk=int(match.group(1)))
+    return turn.values_list("ai_app_id", flat=True).first()
 
 
 def _settle_failed(billing, reservation, exc: BaseException, messages: list[dict]) -> None:

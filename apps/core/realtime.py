@@ -57,6 +57,19 @@ def group_for_monitor(org_id: int) -> str:
     return f"org.{org_id}.monitor"
 
 
+def channel_message(envelope: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The channel-layer message of one event: the envelope plus its JSON ``text``, encoded
+    once here rather than by every receiving socket."""
+    import json
+
+    return {
+        "type": CHANNEL_MESSAGE_TYPE,
+        "event": envelope,
+        "text": json.dumps(envelope),
+        **extra,
+    }
+
+
 def make_envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     """The wire envelope ``{"type", "data", "ts", "id"}``; data made JSON-safe here."""
     import json
@@ -100,7 +113,11 @@ def _run_sync(coro: Coroutine) -> None:
 
 
 async def _group_send_all(layer, groups: list[str], message: dict[str, Any]) -> None:
-    await asyncio.gather(*(layer.group_send(group, message) for group in groups))
+    # Each copy names its group: a Daphne process receives it once and hands it to its local
+    # sockets in that group (apps.core.ws_hub).
+    await asyncio.gather(
+        *(layer.group_send(group, {**message, "group": group}) for group in groups)
+    )
 
 
 def push(event_type: str, data: dict[str, Any], *, groups: list[str]) -> bool:
@@ -111,9 +128,7 @@ def push(event_type: str, data: dict[str, Any], *, groups: list[str]) -> bool:
         layer = get_channel_layer()
         if layer is None:
             return False
-        _run_sync(
-            _group_send_all(layer, list(groups), {"type": CHANNEL_MESSAGE_TYPE, "event": envelope})
-        )
+        _run_sync(_group_send_all(layer, list(groups), channel_message(envelope)))
     except Exception:  # noqa: BLE001 - a push must never break the caller's work.
         push_failures += 1
         logger.warning("Realtime push of %s to %s failed", event_type, groups, exc_info=True)
@@ -137,7 +152,7 @@ async def apush(
     (a typing indicator is not echoed to its author)."""
     global push_failures
     envelope = make_envelope(event_type, data)
-    message: dict[str, Any] = {"type": CHANNEL_MESSAGE_TYPE, "event": envelope}
+    message = channel_message(envelope)
     if exclude_user_id is not None:
         message["exclude_user_id"] = exclude_user_id
     try:
@@ -145,7 +160,7 @@ async def apush(
         if layer is None:
             return False
         for group in groups:
-            await layer.group_send(group, message)
+            await layer.group_send(group, {**message, "group": group})
     except Exception:  # noqa: BLE001 - a push must never break the caller's work.
         push_failures += 1
         logger.warning("Realtime push of %s to %s failed", event_type, groups, exc_info=True)

@@ -22,6 +22,7 @@ Every event has the envelope ``{"type", "data", "ts", "id"}`` (``apps.core.realt
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from enum import IntEnum
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -40,7 +42,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from apps.core import logcontext, realtime, ws_registry
+from apps.core import logcontext, realtime, ws_hub, ws_registry
 from apps.orgs.models import Role, role_at_least
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,9 @@ CLOSE_CODES: dict[int, str] = {
 }
 
 _SERVER = f"{socket.gethostname()}:{os.getpid()}"
+_NO_DB_HOP_TYPES = frozenset(
+    {realtime.CHANNEL_MESSAGE_TYPE, realtime.CHANNEL_CONTROL_TYPE, "websocket.receive"}
+)
 
 
 class ClientError(Exception):
@@ -146,6 +151,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.counters = ws_registry.Counters()
         self._seen_event_ids: deque[str] = deque(maxlen=256)
         self._tasks: list[asyncio.Task] = []
+        # Group messages waiting behind one that needs a database lookup (``deliver``), and the
+        # context (this socket's task's) such deliveries run in.
+        self._backlog: deque[dict[str, Any]] | None = None
+        self._context = contextvars.copy_context()
         self._authenticating = False
         self.connected_at = timezone.now()
         self.last_seen = self._now()
@@ -408,12 +417,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def send_event(self, event_type: str, data: dict[str, Any]) -> None:
         await self.send_envelope(realtime.make_envelope(event_type, data))
 
-    async def send_envelope(self, envelope: dict[str, Any]) -> None:
+    async def send_envelope(self, envelope: dict[str, Any], *, text: str | None = None) -> None:
+        """Send an event; ``text`` is its JSON when the publisher already encoded it (a push
+        is encoded once, not once per socket)."""
         if self.closing:
             return
         self.counters.messages_out += 1
         try:
-            await self.send(text_data=json.dumps(envelope))
+            await self.send(text_data=text if isinstance(text, str) else json.dumps(envelope))
         except Exception:  # noqa: BLE001 - the peer went away mid-send; disconnect follows.
             logger.debug("Send on closed socket %s", self.conn_id)
             self.closing = True
@@ -423,6 +434,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send_event("error", {"code": code, "message": str(message)})
 
     # --- channel-layer handlers ---------------------------------------------------------------
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels runs ``close_old_connections`` in a worker thread before *every* message.
+        Pushes (``realtime.*``) and client messages (pongs, joins) reach the database only
+        through ``database_sync_to_async``, which closes stale connections itself: skipping
+        that thread hop is what lets one event reach 50 sockets in milliseconds (``bench/ws``:
+        it was two hops per socket and per pong, serialised on one thread)."""
+        if message.get("type") in _NO_DB_HOP_TYPES:
+            await getattr(self, get_handler_name(message))(message)
+            return
+        await super().dispatch(message)
 
     async def realtime_event(self, message: dict[str, Any]) -> None:
         if not self.ready or self.closing:
@@ -438,7 +460,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self._seen_event_ids.append(event_id)
         if not self.accepts_event(event):
             return
-        await self.send_envelope(event)
+        await self.send_envelope(event, text=message.get("text"))
 
     async def realtime_control(self, message: dict[str, Any]) -> None:
         if not self.ready or self.closing:
@@ -450,16 +472,53 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- groups and presence ------------------------------------------------------------------
 
+    # Groups are joined through the process's hub (apps.core.ws_hub): one layer subscription
+    # per process and group, the hub hands each message to the local sockets by ``deliver``.
+
     async def _add(self, group: str) -> None:
-        await self.channel_layer.group_add(group, self.channel_name)
+        await ws_hub.hub_for(self.channel_layer).join(group, self)
         self.joined_groups.add(group)
 
     async def _discard(self, group: str) -> None:
         self.joined_groups.discard(group)
         try:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await ws_hub.hub_for(self.channel_layer).leave(group, self)
         except Exception:  # noqa: BLE001 - group membership expires in the layer by itself.
             logger.warning("Could not leave group %s", group, exc_info=True)
+
+    def needs_lookup(self, message: dict[str, Any]) -> bool:
+        """Whether delivering ``message`` may query the database (e.g. a visibility rule)."""
+        return False
+
+    async def deliver(self, message: dict[str, Any]) -> None:
+        """A group message handed over by the hub (instead of this socket's own channel).
+
+        Runs inline in the hub's loop, except a message that needs a database lookup: that one
+        (and every later one, to keep this socket's order) runs in a task with this socket's
+        own context, as channel messages did, so the hub never waits for a query."""
+        if self._backlog is not None:
+            self._backlog.append(message)
+            return
+        if self.needs_lookup(message):
+            self._backlog = deque([message])
+            task = asyncio.create_task(self._drain_backlog(), context=self._context)
+            self._tasks.append(task)
+            task.add_done_callback(lambda done: done in self._tasks and self._tasks.remove(done))
+            return
+        await self._handle_group_message(message)
+
+    async def _drain_backlog(self) -> None:
+        try:
+            while self._backlog:
+                await self._handle_group_message(self._backlog.popleft())
+        finally:
+            self._backlog = None
+
+    async def _handle_group_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == realtime.CHANNEL_MESSAGE_TYPE:
+            await self.realtime_event(message)
+        elif message.get("type") == realtime.CHANNEL_CONTROL_TYPE:
+            await self.realtime_control(message)
 
     async def _announce_presence(self, status: str) -> None:
         await realtime.apush(

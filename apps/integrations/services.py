@@ -234,12 +234,25 @@ def ai_client_for(
         from apps.integrations.clients.fastgpt import FastGPTClient
 
         return FastGPTClient(
-            ai_app.base_url, ai_app.api_key, app_id=ai_app.app_id or None, **common
+            ai_app.base_url,
+            ai_app.api_key,
+            app_id=ai_app.app_id or None,
+            max_tokens=ai_output_token_cap(ai_app),
+            max_tokens_variable=_max_tokens_variable(ai_app),
+            **common,
         )
     if provider == AIApp.Provider.DIFY:
         from apps.integrations.clients.dify import DifyClient
 
-        return DifyClient(ai_app.base_url, ai_app.api_key, **common)
+        # Dify takes no per-request limit: only an input variable the app may read (see the
+        # client's docstring); the app's own model config is what caps the answer.
+        return DifyClient(
+            ai_app.base_url,
+            ai_app.api_key,
+            max_tokens=ai_output_token_cap(ai_app),
+            max_tokens_input=_max_tokens_variable(ai_app),
+            **common,
+        )
     raise ApplicationError(_("Unknown AI provider."))
 
 
@@ -247,6 +260,13 @@ def ai_output_token_cap(ai_app: AIApp) -> int:
     """The most output tokens one call of ``ai_app`` may produce: what a turn reserves in the
     budget and sends as ``max_tokens`` (the app's own value, else a sane default)."""
     return int(ai_app.max_tokens or settings.CONVERSATION_AI_RESERVE_OUTPUT_TOKENS)
+
+
+def _max_tokens_variable(ai_app: AIApp) -> str | None:
+    """``extra["max_tokens_variable"]``: the FastGPT variable / Dify input that also receives
+    the output cap, for apps whose workflow reads it (none by default)."""
+    name = (ai_app.extra or {}).get("max_tokens_variable")
+    return name.strip() if isinstance(name, str) and name.strip() else None
 
 
 def openai_flavor(ai_app: AIApp) -> str:

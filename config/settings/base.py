@@ -617,6 +617,11 @@ WS_REDIS_MAX_CONNECTIONS = env.int("WS_REDIS_MAX_CONNECTIONS", default=100)
 # Lifetime of the JWT a same-origin page (the workspace, the console) fetches from
 # /workspace/ws-token/ with its session for the WebSocket auth message (static/app/live.js).
 WORKSPACE_WS_TOKEN_SECONDS = env.int("WORKSPACE_WS_TOKEN_SECONDS", default=60)
+# The ASGI process's garbage collector (apps/core/gc_tuning.py): survivors are frozen every
+# ASGI_GC_FREEZE_SECONDS so a full collection never stalls every socket; everything is collected
+# once every ASGI_GC_FULL_SECONDS. 0 switches a step off (both 0: Python's defaults).
+ASGI_GC_FREEZE_SECONDS = env.float("ASGI_GC_FREEZE_SECONDS", default=10)
+ASGI_GC_FULL_SECONDS = env.float("ASGI_GC_FULL_SECONDS", default=3600)
 
 # --- Notifications (apps.monitoring) ------------------------------------------------------------
 # Dotted path of the SMS backend class (see apps/monitoring/sms.py); the console backend logs.

@@ -25,3 +25,6 @@ LANGUAGE_CODE = "en"
 API_THROTTLE_USER_RATE = "100000/min"
 API_THROTTLE_ORG_RATE = "100000/min"
 API_THROTTLE_ANON_RATE = "100000/min"
+# The test process is not a long-lived ASGI server: Python's own collector (apps/core/gc_tuning.py).
+ASGI_GC_FREEZE_SECONDS = 0
+ASGI_GC_FULL_SECONDS = 0

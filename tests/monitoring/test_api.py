@@ -170,7 +170,11 @@ def test_disconnect_sends_control_to_own_org_user_group_only(
     response = client.post("/api/v1/websocket/users/disconnect/", {"user_id": agent.id})
     assert response.status_code == 202 and response.json() == {"sent": True, "connections": 1}
     [message] = listener.messages()
-    assert message == {"type": "realtime.control", "action": "disconnect"}
+    assert message == {
+        "type": "realtime.control",
+        "action": "disconnect",
+        "group": realtime.group_for_user(org.id, agent.id),
+    }
     # One connection only; an unknown one is 404.
     listener = GroupListener(realtime.group_for_user(org.id, agent.id))
     response = client.post(

@@ -4,6 +4,14 @@ Quirks handled here: conversations are scoped to ``user`` (keep it stable per cu
 ``inputs`` only count on a conversation's first turn; streams carry ``event: ping`` frames
 with no data, have no ``[DONE]`` and report failures as ``error`` events inside HTTP 200;
 ``message_replace`` replaces the whole answer; usage comes with decimal-string prices.
+
+Output cap: Dify's service API has **no** per-request token limit (``/chat-messages`` takes
+``query``, ``inputs``, ``response_mode``, ``user``, ``conversation_id``, ``files``; the model's
+``max_tokens`` lives in the app's model configuration and no endpoint reads or sets it). The
+limit that binds is the Dify app's own "Max Tokens"; set it no higher than the AI app's
+``max_tokens``. ``max_tokens_input`` passes the cap as that app input variable (a workflow may
+read it; inputs only count on a conversation's first turn). Usage above the reservation is
+charged at most the reservation and alerted.
 """
 
 from __future__ import annotations
@@ -85,10 +93,19 @@ class DifyClient(AIChatClient):
     service = "dify"
 
     def __init__(
-        self, base_url: str, api_key: str, *, default_user: str = "sales-assistant", **kwargs: Any
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        default_user: str = "sales-assistant",
+        max_tokens: int | None = None,
+        max_tokens_input: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(base_url, api_key, **kwargs)
         self.default_user = default_user
+        self.max_tokens = max_tokens
+        self.max_tokens_input = max_tokens_input
 
     def check_response(self, response: requests.Response) -> None:
         if response.status_code < 400:
@@ -107,6 +124,8 @@ class DifyClient(AIChatClient):
         variables: dict,
         mode: str,
     ) -> dict:
+        if self.max_tokens and self.max_tokens_input:
+            variables = {**variables, self.max_tokens_input: self.max_tokens}
         return {
             "query": last_user_text(messages),
             "inputs": variables,

@@ -4,6 +4,13 @@ Quirks handled here: the top-level ``usage`` is a 1/1/1 placeholder, so every ca
 ``detail=true`` and sums node tokens (recursively: container nodes do not aggregate tokens);
 practically every error is HTTP 500 with the meaning in the body ``code`` (even 429); in
 streams, node responses (``flowResponses``) arrive *after* ``[DONE]``.
+
+Output cap: the body is OpenAI-style, so ``max_tokens`` (what the turn reserved) is sent with
+every call. FastGPT's chat endpoint reads only its own fields (``model``, ``temperature`` ...
+are ignored: the workflow's AI node decides, see ``specs/ai-providers.md`` 1.2), so the limit
+that binds is the AI node's own "max response tokens"; set it no higher than the AI app's
+``max_tokens``. ``max_tokens_variable`` also passes the cap as that app variable, for workflows
+that read it. Usage above the reservation is charged at most the reservation and alerted.
 """
 
 from __future__ import annotations
@@ -103,10 +110,19 @@ class FastGPTClient(AIChatClient):
     service = "fastgpt"
 
     def __init__(
-        self, base_url: str, api_key: str, *, app_id: str | None = None, **kwargs: Any
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        app_id: str | None = None,
+        max_tokens: int | None = None,
+        max_tokens_variable: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(base_url, api_key, **kwargs)
         self.app_id = app_id
+        self.max_tokens = max_tokens
+        self.max_tokens_variable = max_tokens_variable
 
     def check_response(self, response: requests.Response) -> None:
         if response.status_code < 400:
@@ -125,7 +141,11 @@ class FastGPTClient(AIChatClient):
         variables: dict,
         stream: bool,
     ) -> dict:
+        if self.max_tokens and self.max_tokens_variable:
+            variables = {**variables, self.max_tokens_variable: self.max_tokens}
         body: dict[str, Any] = {"stream": stream, "detail": True, "variables": variables}
+        if self.max_tokens:
+            body["max_tokens"] = self.max_tokens
         if conversation_id is not None:
             body["chatId"] = conversation_id
             # With a chatId FastGPT uses its stored history and only the last message.

@@ -1,4 +1,5 @@
-"""Domain events turned into alerts: account status changes and budget thresholds."""
+"""Domain events turned into alerts: account status changes, budget thresholds and AI usage
+above its reservation."""
 
 from __future__ import annotations
 
@@ -87,6 +88,140 @@ def on_budget_threshold_crossed(sender, *, org_id, budget_id, threshold, period,
         logger.exception("budget alert failed")
 
 
+def _overrun_costs(*, org, provider, model, input_tokens, output_tokens, request_id):
+    """(what the provider's reported usage costs at our price, what the ledger charged); either
+    None when unknown (no price for the model, no ledger row)."""
+    from apps.billing import selectors as billing_selectors
+    from apps.billing import services as billing
+
+    try:
+        reported = billing.cost_for(org, provider, model, input_tokens, output_tokens)
+    except billing.PriceNotFound:
+        reported = None
+    entry = billing_selectors.ledger_get(org=org, request_id=request_id)
+    return reported, (entry.cost if entry is not None else None)
+
+
+# An overrun that is only our input estimate falling short by less than this share of the
+# reservation is estimation noise (charged at most the reservation all the same): logged, not
+# alerted. An answer longer than the reserved output (max_tokens ignored) is always alerted.
+OVERRUN_ALERT_MARGIN = 0.1
+
+
+def _overrun_worth_an_alert(
+    *, org, request_id, reserved_tokens, reported_tokens, reported_output_tokens
+) -> bool:
+    from apps.billing import selectors as billing_selectors
+
+    reservation = billing_selectors.reservation_get(org=org, request_id=request_id)
+    if reservation is not None and reported_output_tokens > reservation.estimated_output_tokens:
+        return True
+    if reported_tokens > reserved_tokens * (1 + OVERRUN_ALERT_MARGIN):
+        return True
+    logger.info(
+        "AI usage %s over its reservation %s by less than %d%% (request %s): not alerted",
+        reported_tokens,
+        reserved_tokens,
+        OVERRUN_ALERT_MARGIN * 100,
+        request_id,
+    )
+    return False
+
+
+def on_ai_usage_overrun(
+    sender,
+    *,
+    org_id,
+    request_id,
+    provider,
+    model,
+    reserved_tokens,
+    reported_tokens,
+    reported_input_tokens=0,
+    reported_output_tokens=0,
+    reserved_cost=None,
+    currency="CNY",
+    conversation_id=None,
+    **_kwargs,
+):
+    """A provider reported more usage than the call reserved under a hard budget (billing
+    charged only the reservation): a ``quota_exceeded`` alert (high) naming the AI app and the
+    amounts, one open alert per app (repeats bump its count), unless it is only a small miss of
+    the input estimate (``OVERRUN_ALERT_MARGIN``). Names, ids and amounts only: no credential
+    or message text goes into it."""
+    try:
+        from apps.conversations.failover import ai_app_id_for_request
+        from apps.core.money import format_money
+        from apps.integrations.models import AIApp
+        from apps.orgs.models import Organization
+
+        org = Organization.objects.filter(id=org_id).first()
+        if org is None or not _overrun_worth_an_alert(
+            org=org,
+            request_id=request_id,
+            reserved_tokens=int(reserved_tokens or 0),
+            reported_tokens=int(reported_tokens or 0),
+            reported_output_tokens=int(reported_output_tokens or 0),
+        ):
+            return
+        ai_app_id = ai_app_id_for_request(org_id=org.pk, request_id=request_id)
+        ai_app = AIApp.objects.filter(org=org, id=ai_app_id).first() if ai_app_id else None
+        name = ai_app.name if ai_app is not None else f"{provider}/{model}"
+        reported_cost, charged_cost = _overrun_costs(
+            org=org,
+            provider=provider,
+            model=model,
+            input_tokens=int(reported_input_tokens or 0),
+            output_tokens=int(reported_output_tokens or 0),
+            request_id=request_id,
+        )
+        overrun_cost = (
+            reported_cost - charged_cost
+            if reported_cost is not None and charged_cost is not None
+            else None
+        )
+        alert_raise(
+            org=org,
+            alert_type=AlertType.QUOTA_EXCEEDED,
+            severity=Severity.HIGH,
+            service="ai_app",
+            target=str(ai_app.pk) if ai_app is not None else f"{provider}/{model}"[:64],
+            key="usage_overrun",
+            title=_("AI app “%(name)s” used more than its budget reservation") % {"name": name},
+            message=_(
+                "The provider reported %(reported_tokens)s tokens (%(reported_cost)s) for one "
+                "answer, %(reserved_tokens)s were reserved (%(reserved_cost)s). Only "
+                "%(charged_cost)s was charged to the budget; %(overrun_cost)s above it was not. "
+                "Set the app's maximum answer length (max tokens) at the provider no higher "
+                "than this app's."
+            )
+            % {
+                "reported_tokens": reported_tokens,
+                "reported_cost": format_money(reported_cost, currency),
+                "reserved_tokens": reserved_tokens,
+                "reserved_cost": format_money(reserved_cost, currency),
+                "charged_cost": format_money(charged_cost, currency),
+                "overrun_cost": format_money(overrun_cost, currency),
+            },
+            metadata={
+                "ai_app_id": ai_app.pk if ai_app is not None else None,
+                "request_id": request_id,
+                "provider": provider,
+                "model": model,
+                "reserved_tokens": reserved_tokens,
+                "reported_tokens": reported_tokens,
+                "reserved_cost": None if reserved_cost is None else str(reserved_cost),
+                "reported_cost": None if reported_cost is None else str(reported_cost),
+                "charged_cost": None if charged_cost is None else str(charged_cost),
+                "currency": currency,
+                "conversation_id": conversation_id,
+            },
+            source="ai_overrun",
+        )
+    except Exception:  # noqa: BLE001 - an alert must never break the sender's work.
+        logger.exception("AI usage overrun alert failed")
+
+
 def connect_receivers() -> None:
     events.account_status_changed.connect(
         on_account_status_changed, dispatch_uid="monitoring-alert-account"
@@ -94,3 +229,4 @@ def connect_receivers() -> None:
     events.budget_threshold_crossed.connect(
         on_budget_threshold_crossed, dispatch_uid="monitoring-alert-budget"
     )
+    events.ai_usage_overrun.connect(on_ai_usage_overrun, dispatch_uid="monitoring-alert-overrun")
