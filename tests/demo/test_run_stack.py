@@ -15,7 +15,10 @@ from apps.core.management.commands.run_stack import public_base_url
 def clean_env(monkeypatch, settings):
     # An override layer: what run_stack writes into the settings is dropped after the test.
     settings.PUBLIC_BASE_URL = settings.PUBLIC_BASE_URL
-    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    # setenv first so monkeypatch records the original and undoes what run_stack writes (a bare
+    # delenv of an absent variable records nothing, and the value leaked into later tests).
+    monkeypatch.setenv("PUBLIC_BASE_URL", "")
+    monkeypatch.delenv("PUBLIC_BASE_URL")
     return monkeypatch
 
 

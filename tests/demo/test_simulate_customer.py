@@ -10,6 +10,7 @@ from io import StringIO
 
 import pytest
 import requests
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import Client
 from pytest_django.live_server_helper import LiveServer
@@ -53,6 +54,7 @@ def loop(transactional_db, simulators_clean, own_server, settings, org):
     )
     GroupMember.objects.create(org=org, group=group, member_wxid="wxid_demo_c008", nickname="周杰")
     simulator_account_sync(account=account)
+    _SIMULATORS["gewe"] = simulators_clean["gewe"]
     return {"account": account, "friend": friend, "group": group, **simulators_clean.servers}
 
 
@@ -60,16 +62,25 @@ def _ai_replies(conversation):
     return Message.objects.filter(conversation=conversation, sender_kind=Message.SenderKind.AI)
 
 
+_SIMULATORS: dict = {}
+
+
 def wait_until(predicate, timeout: float = 60.0):
     """The simulator waits 5 s for the webhook's answer; on a busy machine the live server may
-    still be working after that, so poll instead of assuming it has finished."""
+    still be working after that, so poll instead of assuming it has finished. On a timeout the
+    message says where the webhook went and what came back (the simulator's delivery log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+    gewe = _SIMULATORS.get("gewe")
+    deliveries = list(getattr(gewe, "deliveries", []))[-5:]
+    raise AssertionError(
+        f"condition not reached in time; PUBLIC_BASE_URL={settings.PUBLIC_BASE_URL}; "
+        f"eager={settings.CELERY_TASK_ALWAYS_EAGER}; last deliveries={deliveries}"
+    )
 
 
 def _answered(org, contact):

@@ -50,6 +50,8 @@ def test_list_only_own_notifications_with_unread_filter(
     unread = client.get("/api/v1/notifications/?unread=true").json()["results"]
     assert [n["title"] for n in unread] == ["one"]
     assert client.get("/api/v1/notifications/unread-count/").json() == {"unread": 1}
+    # Not a boolean: refused, never read as "no filter" (schemathesis found unread=null).
+    assert client.get("/api/v1/notifications/?unread=null").status_code == 400
 
 
 def test_mark_read_and_read_all(org, member):

@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.core import ws_registry
@@ -34,11 +35,13 @@ class NotificationViewSet(
     def scope_queryset(self, queryset):
         queryset = queryset.filter(user=self.request.user)
         unread = self.request.query_params.get("unread")
+        if unread is None:
+            return queryset
         if unread in ("1", "true", "True"):
-            queryset = queryset.filter(read_at__isnull=True)
-        elif unread in ("0", "false", "False"):
-            queryset = queryset.filter(read_at__isnull=False)
-        return queryset
+            return queryset.filter(read_at__isnull=True)
+        if unread in ("0", "false", "False"):
+            return queryset.filter(read_at__isnull=False)
+        raise ValidationError({"unread": [_("Use true or false.")]})  # never read as "no filter"
 
     @extend_schema(
         parameters=[
