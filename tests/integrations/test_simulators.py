@@ -377,3 +377,11 @@ def test_sse_parser_handles_split_frames_crlf_and_split_utf8():
 def test_sse_parser_drops_an_unterminated_last_frame():
     frames = list(iter_sse([b'data: one\n\ndata: {"trunc']))
     assert [f.data for f in frames] == ["one"]
+
+
+def test_a_reset_removes_a_method_a_test_replaced_on_the_instance(simulators_clean):
+    gewe = simulators_clean["gewe"]
+    gewe.emit = lambda payload, times=1: payload  # a stand-in that posts nothing
+    simulators_clean.reset()
+    assert "emit" not in vars(gewe)
+    assert gewe.emit.__func__ is type(gewe).emit

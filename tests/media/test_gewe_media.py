@@ -176,6 +176,8 @@ def test_the_control_endpoint_posts_a_received_file(gewe):
 
     posted = []
     gewe.callback_url = "http://127.0.0.1:9/unused"
+    # A stand-in on the session's simulator: a reset removes it (SimulatorServer.reset). Left in
+    # place, it once made every later test's emit post nothing (simulate_customer, in CI).
     gewe.emit = lambda payload, times=1: posted.append(payload) or payload
     body = {
         "kind": "media",

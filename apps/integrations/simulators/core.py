@@ -336,6 +336,11 @@ class SimulatorServer:
             self._faults.clear()
             self._requests.clear()
             self.deliveries.clear()
+            # A method replaced on the instance (a test's stand-in) goes too: a reset simulator
+            # behaves as built, whatever an earlier user left behind.
+            for name, value in list(vars(self).items()):
+                if callable(value) and callable(getattr(type(self), name, None)):
+                    del self.__dict__[name]
             self.reset_state()
 
     # -- routes, faults, captured requests -------------------------------------------------
