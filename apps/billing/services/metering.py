@@ -242,9 +242,8 @@ def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
     return reservation
 
 
-_RESERVATION_COLUMNS = (
-    "status",
-    "finished_at",
+# What a reservation says about its call: written on reserve, returned when settling claims it.
+_CALL_COLUMNS = (
     "user_id",
     "wechat_account_id",
     "conversation_id",
@@ -257,8 +256,8 @@ _RESERVATION_COLUMNS = (
     "estimated_units",
     "estimated_cost",
     "currency",
-    "expires_at",
 )
+_RESERVATION_COLUMNS = ("status", "finished_at", *_CALL_COLUMNS, "expires_at")
 
 
 @transaction.atomic
@@ -532,21 +531,7 @@ def _settle_write(
     return claimed, entry
 
 
-_CLAIMED = (
-    "request_id",
-    "user_id",
-    "wechat_account_id",
-    "conversation_id",
-    "sop_run_id",
-    "provider",
-    "model",
-    "kind",
-    "estimated_input_tokens",
-    "estimated_output_tokens",
-    "estimated_units",
-    "estimated_cost",
-    "currency",
-)
+_CLAIMED = ("request_id", *_CALL_COLUMNS)
 
 # Fixed column names (the model's default table and columns).
 _CLAIM_SQL = (
