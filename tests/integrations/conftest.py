@@ -84,3 +84,29 @@ def callback_sink() -> Iterator[CallbackSink]:
     sink = CallbackSink()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def conn(org, simulators_clean):
+    """A GeWe connection to the simulator (the webhook tests)."""
+    from tests.conversations.helpers import gewe_connection
+
+    return gewe_connection(org, simulators_clean)
+
+
+@pytest.fixture
+def acct(org, conn, request):
+    """An online account on ``conn`` with AI replies off; its device id and wxid are the test
+    module's ``APP`` and ``ME``."""
+    from apps.wechat_accounts.models import WeChatAccount
+    from tests.wechat_accounts.factories import WeChatAccountFactory
+
+    return WeChatAccountFactory(
+        org=org,
+        connection=conn,
+        device_id=request.module.APP,
+        wxid=request.module.ME,
+        status=WeChatAccount.Status.ONLINE,
+        private_reply_policy="off",
+        group_reply_policy="off",
+    )

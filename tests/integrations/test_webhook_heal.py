@@ -17,10 +17,8 @@ from apps.integrations import webhooks
 from apps.integrations.models import WebhookEvent
 from apps.integrations.simulators import gewe as gewe_sim
 from apps.integrations.webhooks import process
-from apps.wechat_accounts.models import WeChatAccount
 from tests.conftest import requires_postgres
-from tests.conversations.helpers import gewe_connection, post_webhook
-from tests.wechat_accounts.factories import WeChatAccountFactory
+from tests.conversations.helpers import post_webhook
 
 ME = "wxid_heal_me"
 APP = "wx_device_heal"
@@ -40,24 +38,6 @@ def add_msg(content: str, *, from_wxid: str = "wxid_a", to_wxid: str = ME) -> di
         content=content,
         msg_id=2040356095 + n,
         new_msg_id=8773749793478223190 + n * 7919,
-    )
-
-
-@pytest.fixture
-def conn(org, simulators_clean):
-    return gewe_connection(org, simulators_clean)
-
-
-@pytest.fixture
-def acct(org, conn):
-    return WeChatAccountFactory(
-        org=org,
-        connection=conn,
-        device_id=APP,
-        wxid=ME,
-        status=WeChatAccount.Status.ONLINE,
-        private_reply_policy="off",
-        group_reply_policy="off",
     )
 
 

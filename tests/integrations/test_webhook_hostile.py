@@ -13,7 +13,7 @@ from apps.integrations.models import WebhookEvent
 from apps.integrations.simulators import gewe as gewe_sim
 from apps.integrations.simulators.ecloud import build_callback
 from apps.wechat_accounts.models import Contact, WeChatAccount
-from tests.conversations.helpers import ecloud_connection, gewe_connection, post_webhook
+from tests.conversations.helpers import ecloud_connection, post_webhook
 from tests.wechat_accounts.factories import WeChatAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,24 +21,6 @@ pytestmark = pytest.mark.django_db
 ME = "wxid_sales_me"
 APP = "wx_device_0001"
 CUSTOMER = "wxid_customer01"
-
-
-@pytest.fixture
-def conn(org, simulators_clean):
-    return gewe_connection(org, simulators_clean)
-
-
-@pytest.fixture
-def acct(org, conn):
-    return WeChatAccountFactory(
-        org=org,
-        connection=conn,
-        device_id=APP,
-        wxid=ME,
-        status=WeChatAccount.Status.ONLINE,
-        private_reply_policy="off",
-        group_reply_policy="off",
-    )
 
 
 def _text(**data_changes) -> dict:
