@@ -79,30 +79,26 @@ def _env() -> dict:
     }
 
 
-def _worker(name: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-P",
-            "solo",
-            "-l",
-            "WARNING",
-            "-n",
-            f"{name}-{uuid.uuid4().hex[:6]}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        env=_env(),
+def _worker(
+    name: str, *, queues: str | None = None, env: dict | None = None, log=None
+) -> subprocess.Popen:
+    """A real solo Celery worker (all queues unless ``queues``); ``log`` an open file to keep its
+    INFO log, else it is quiet. ``process.nodename`` is its name for pings."""
+    nodename = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo"]
+    command += ["-l", "INFO" if log is not None else "WARNING", "-n", nodename]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    if queues:
+        command += ["-Q", queues]
+    process = subprocess.Popen(
+        command,
+        env={**_env(), **(env or {})},
         cwd=settings.BASE_DIR,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log if log is not None else subprocess.DEVNULL,
     )
+    process.nodename = nodename  # type: ignore[attr-defined]
+    return process
 
 
 def _stop(process: subprocess.Popen) -> None:

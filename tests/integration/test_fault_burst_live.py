@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections import Counter
 
 import pytest
@@ -46,6 +43,9 @@ from tests.integration.test_core_loop_live import (  # noqa: F401 - fixtures
     loop,
     not_eager,
     wait_until,
+)
+from tests.integration.test_core_loop_live import (
+    _worker as live_worker,
 )
 
 pytestmark = [requires_postgres, pytest.mark.integration]
@@ -69,34 +69,7 @@ BACK_QUEUES = "send,celery,monitoring,sop"
 
 
 def _worker(name: str, queues: str) -> subprocess.Popen:
-    nodename = f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-P",
-            "solo",
-            "-l",
-            "INFO" if _LOG is not None else "WARNING",
-            "-Q",
-            queues,
-            "-n",
-            nodename,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        env={**_env(), **FAULT_ENV},
-        cwd=settings.BASE_DIR,
-        stdout=subprocess.DEVNULL,
-        stderr=_LOG if _LOG is not None else subprocess.DEVNULL,
-    )
-    process.nodename = nodename  # type: ignore[attr-defined]
-    return process
+    return live_worker(name, queues=queues, env=FAULT_ENV, log=_LOG)
 
 
 def _wait_ready(process: subprocess.Popen, timeout: float = 60.0) -> None:
