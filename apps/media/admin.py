@@ -11,9 +11,12 @@ from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget
 
 from apps.core.admin import EVERYONE, OrgScopedAdmin
 from apps.core.exceptions import ApplicationError
-from apps.media import validation
 from apps.media.models import MediaFile
-from apps.media.services import media_file_create
+from apps.media.services import (
+    application_error_messages,
+    media_file_create,
+    media_upload_check,
+)
 from apps.orgs.models import Role
 
 
@@ -39,19 +42,9 @@ class MediaUploadForm(forms.ModelForm):
         if upload is None:
             return data
         try:
-            validation.check_size(upload.size)
-            upload.seek(0)
-            head = upload.read(validation.SNIFF_BYTES)
-            upload.seek(0)
-            sniffed = validation.sniff(head)
-            kind = data.get("kind") or (
-                validation.kind_for(sniffed.content_type) if sniffed else MediaFile.Kind.FILE
-            )
-            validation.check_type(sniffed, kind)
+            kind = media_upload_check(upload=upload, kind=data.get("kind") or None)
         except ApplicationError as exc:
-            fields = getattr(exc, "fields", None) or {}
-            messages = [str(m) for ms in fields.values() for m in ms] or [str(exc)]
-            raise ValidationError(messages) from exc
+            raise ValidationError(application_error_messages(exc)) from exc
         data["kind"] = kind
         return data
 

@@ -122,6 +122,29 @@ def media_file_create(
     return media
 
 
+def media_upload_check(*, upload, kind: str | None = None) -> str:
+    """The checks ``media_file_create`` makes of an upload (size, sniffed type against the
+    kind), without storing anything; for forms that validate before they save. Returns the kind
+    (derived from the type when not given); raises ``ApplicationError`` like the upload would."""
+    if kind and kind not in MediaFile.Kind.values:
+        validation.check_type(None, kind)  # raises the "use one of" error
+    validation.check_size(upload.size)
+    upload.seek(0)
+    head = upload.read(validation.SNIFF_BYTES)
+    upload.seek(0)
+    sniffed = validation.sniff(head)
+    if not kind:
+        kind = validation.kind_for(sniffed.content_type) if sniffed else MediaFile.Kind.FILE
+    validation.check_type(sniffed, kind)
+    return kind
+
+
+def application_error_messages(exc: ApplicationError) -> list[str]:
+    """An ``ApplicationError``'s field messages (or its message) as a list, for a form error."""
+    fields = getattr(exc, "fields", None) or {}
+    return [str(m) for messages in fields.values() for m in messages] or [str(exc)]
+
+
 def media_kind_check(*, media: MediaFile, kind: str) -> None:
     """Refuse sending ``media`` as a message ``kind`` its type does not fit (400)."""
     if kind == MediaFile.Kind.FILE:

@@ -19,7 +19,7 @@ from unfold.widgets import (
 )
 
 from apps.core.exceptions import ApplicationError
-from apps.media import validation
+from apps.media.services import application_error_messages, media_upload_check
 from apps.wechat_accounts import services
 from apps.wechat_accounts.models import MomentPost
 from apps.wechat_accounts.services.moments import MEDIA_PREFIX
@@ -41,11 +41,6 @@ class MultipleImageField(forms.FileField):
     def clean(self, data, initial=None):
         files = data if isinstance(data, list | tuple) else [data] if data else []
         return [super(MultipleImageField, self).clean(f, initial) for f in files]
-
-
-def _errors_of(exc: ApplicationError) -> list[str]:
-    fields = getattr(exc, "fields", None) or {}
-    return [str(m) for messages in fields.values() for m in messages] or [str(exc)]
 
 
 class MomentPostForm(forms.ModelForm):
@@ -113,13 +108,10 @@ class MomentPostForm(forms.ModelForm):
         files = self.cleaned_data["image_uploads"]
         for upload in files:
             try:
-                validation.check_size(upload.size)
-                upload.seek(0)
-                head = upload.read(validation.SNIFF_BYTES)
-                upload.seek(0)
-                validation.check_type(validation.sniff(head), "image")
+                media_upload_check(upload=upload, kind="image")
             except ApplicationError as exc:
-                raise ValidationError(f"{upload.name}: {'；'.join(_errors_of(exc))}") from exc
+                message = "；".join(application_error_messages(exc))
+                raise ValidationError(f"{upload.name}: {message}") from exc
         return files
 
     def clean(self):
@@ -143,7 +135,7 @@ class MomentPostForm(forms.ModelForm):
             try:
                 services.moment_supported_check(account, images=images, link=link)
             except ApplicationError as exc:
-                raise ValidationError(_errors_of(exc)) from exc
+                raise ValidationError(application_error_messages(exc)) from exc
         if not self.errors:  # the model's own checks then see only valid values
             stored = [u for u in self.instance.images or [] if str(u).startswith(MEDIA_PREFIX)]
             self.instance.images = urls + stored  # images uploaded earlier stay
