@@ -145,3 +145,39 @@ def test_the_moment_form_is_fields_in_chinese_not_json(live_server, org):
         screenshots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshots / "moment_form.png"), full_page=True)
         assert page.errors == []
+
+
+def test_uploads_and_sop_steps_with_a_file_in_chinese(live_server, org):
+    """An agent uploads in 文件 → 添加; a manager's SOP plan shows its steps with the file picker
+    (inlines were hidden from members before)."""
+    from apps.media import services as media_services
+    from tests.media import samples
+    from tests.sop.conftest import make_plan
+
+    agent = UserFactory(email="agent5@example.com", default_org=org)
+    MembershipFactory(org=org, user=agent, role=Role.AGENT)
+    manager = UserFactory(email="manager5@example.com", default_org=org)
+    MembershipFactory(org=org, user=manager, role=Role.MANAGER)
+    media_services.media_file_create(org=org, content=samples.png(), name="价目表.png")
+    plan = make_plan(org, [WeChatAccountFactory(org=org, name="销售二号")], name="新客欢迎")
+    screenshots = settings.VAR_DIR / "screenshots"
+    screenshots.mkdir(parents=True, exist_ok=True)
+
+    with browser_page("zh-hans") as page:
+        _login(page, live_server, agent)
+        page.goto(f"{live_server.url}/admin/media/mediafile/add/")
+        page.wait_for_load_state("networkidle")
+        body = page.inner_text("body")
+        assert "文件" in body and "按文件类型自动判断" in body
+        page.screenshot(path=str(screenshots / "media_upload.png"), full_page=True)
+        assert page.errors == []
+
+    with browser_page("zh-hans") as page:
+        _login(page, live_server, manager)
+        page.goto(f"{live_server.url}/admin/sop/sopplan/{plan.pk}/change/")
+        page.wait_for_load_state("networkidle")
+        assert page.locator("select[name$='-media_file']").count() >= 1
+        options = page.locator("select[name$='-media_file'] option").all_inner_texts()
+        assert any("价目表.png" in o for o in options)
+        page.screenshot(path=str(screenshots / "sop_plan_steps.png"), full_page=True)
+        assert page.errors == []
