@@ -1,12 +1,13 @@
 import time
 
+import django_filters
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.utils.translation import gettext_lazy
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.core import ws_registry
@@ -20,6 +21,19 @@ from apps.monitoring.models import Notification, NotificationWebhook
 from apps.orgs.models import Membership, Role
 
 
+class NotificationFilter(django_filters.FilterSet):
+    # The shared strict backend refuses anything but true/false (never read as "no filter").
+    unread = django_filters.BooleanFilter(
+        field_name="read_at",
+        lookup_expr="isnull",
+        label=gettext_lazy("Only unread (true) or read (false)."),
+    )
+
+    class Meta:
+        model = Notification
+        fields = ["type", "category", "unread"]
+
+
 class NotificationViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedGenericViewSet
 ):
@@ -29,27 +43,11 @@ class NotificationViewSet(
     serializer_class = s.NotificationSerializer
     read_role = Role.VIEWER
     write_role = Role.VIEWER
-    filterset_fields = ["type", "category"]
+    filterset_class = NotificationFilter
     ordering_fields = ["created_at"]
 
     def scope_queryset(self, queryset):
-        queryset = queryset.filter(user=self.request.user)
-        unread = self.request.query_params.get("unread")
-        if unread is None:
-            return queryset
-        if unread in ("1", "true", "True"):
-            return queryset.filter(read_at__isnull=True)
-        if unread in ("0", "false", "False"):
-            return queryset.filter(read_at__isnull=False)
-        raise ValidationError({"unread": [_("Use true or false.")]})  # never read as "no filter"
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("unread", bool, description=_("Only unread (true) or read (false)."))
-        ]
-    )
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        return queryset.filter(user=self.request.user)
 
     @extend_schema(request=None, responses=s.NotificationSerializer)
     @action(detail=True, methods=["post"])
