@@ -291,6 +291,19 @@ class OrgScopedAdmin(UnfoldModelAdmin):
     def has_module_permission(self, request):
         return self.has_view_permission(request)
 
+    def get_actions(self, request):
+        """Actions that declare no ``permissions`` change rows, so they follow the page's edit
+        policy: a viewer neither sees nor can post them (Django offers an undeclared action to
+        everyone who sees the list). Read-only actions declare ``permissions=["view"]``."""
+        actions = super().get_actions(request)
+        if self._allowed(request, None, self.edit_roles):  # the policy, not the form's lock
+            return actions
+        return {
+            name: action
+            for name, action in actions.items()
+            if getattr(action[0], "allowed_permissions", None)
+        }
+
     def has_view_permission(self, request, obj=None):
         return self._allowed(request, obj, (*self.view_roles, *self.edit_roles))
 

@@ -12,6 +12,7 @@ from apps.core.admin import OrgScopedAdmin
 from apps.core.crypto import mask_secret
 from apps.integrations import services
 from apps.integrations.models import AIApp, IntegrationCall, PlatformConnection
+from apps.integrations.restart import services_restart
 
 KEEP_HELP = _("Write-only. Leave blank to keep the stored value (currently %(masked)s).")
 
@@ -117,6 +118,31 @@ def _report(modeladmin, request, label: str, result) -> None:
         )
 
 
+RESTART_STEPS = {
+    "cache_cleared": _("cache cleared"),
+    "callback_registered": _("callback registered again"),
+    "callback_failed": _("callback registration failed"),
+    "breaker_reset": _("circuit breaker closed"),
+    "checked": _("checked live"),
+}
+
+
+def _restart(modeladmin, request, queryset, key: str) -> None:
+    """Restart each selected integration through the same service as
+    ``POST /api/v1/integrations/services/restart`` (audited), one message per target."""
+    for obj in queryset.select_related("org"):
+        for outcome in services_restart(org=obj.org, actor=request.user, **{key: obj.pk}):
+            steps = "、".join(str(RESTART_STEPS.get(step, step)) for step in outcome.steps)
+            values = {"name": outcome.name, "steps": steps, "ms": outcome.latency_ms or 0}
+            if outcome.ok:
+                text = _("%(name)s restarted and working (%(ms)d ms): %(steps)s.") % values
+                modeladmin.message_user(request, text, messages.SUCCESS)
+            else:
+                values["detail"] = outcome.detail
+                text = _("%(name)s restarted but not working: %(detail)s (%(steps)s).") % values
+                modeladmin.message_user(request, text, messages.ERROR)
+
+
 class _MaskedSecretsMixin:
     """Who may not change the row (managers, viewers) sees its secrets masked, never in clear:
     Django would render a read-only field's raw value."""
@@ -158,7 +184,7 @@ class PlatformConnectionAdmin(_MaskedSecretsMixin, OrgScopedAdmin):
     search_fields = ["name", "base_url", "account"]
     list_select_related = ["org"]
     readonly_fields = ["webhook_address", "status_detail", "last_checked_at", "last_latency_ms"]
-    actions = ["test_connections", "rotate_webhook_secrets"]
+    actions = ["test_connections", "restart_connections", "rotate_webhook_secrets"]
 
     @admin.display(description=_("token"))
     def masked_token(self, obj: PlatformConnection) -> str:
@@ -211,6 +237,12 @@ class PlatformConnectionAdmin(_MaskedSecretsMixin, OrgScopedAdmin):
             result = services.connection_test(org=connection.org, connection_id=connection.id)
             _report(self, request, connection.name, result)
 
+    @admin.action(
+        description=_("Restart the selected connections (register the callback again, check)")
+    )
+    def restart_connections(self, request, queryset):
+        _restart(self, request, queryset, "connection_id")
+
     @admin.action(description=_("Rotate the webhook secret of the selected connections"))
     def rotate_webhook_secrets(self, request, queryset):
         for connection in queryset.select_related("org"):
@@ -244,7 +276,7 @@ class AIAppAdmin(_MaskedSecretsMixin, OrgScopedAdmin):
     search_fields = ["name", "model", "app_id", "base_url"]
     list_select_related = ["org"]
     readonly_fields = ["last_checked_at", "last_check_ok", "last_check_detail", "last_latency_ms"]
-    actions = ["test_ai_apps"]
+    actions = ["test_ai_apps", "restart_ai_apps"]
 
     @admin.display(description=_("API key"))
     def masked_api_key(self, obj: AIApp) -> str:
@@ -279,6 +311,10 @@ class AIAppAdmin(_MaskedSecretsMixin, OrgScopedAdmin):
         for ai_app in queryset.select_related("org"):
             result = services.ai_app_test(org=ai_app.org, ai_app_id=ai_app.id)
             _report(self, request, ai_app.name, result)
+
+    @admin.action(description=_("Restart the selected AI apps (close the circuit breaker, check)"))
+    def restart_ai_apps(self, request, queryset):
+        _restart(self, request, queryset, "ai_app_id")
 
 
 @admin.register(IntegrationCall)

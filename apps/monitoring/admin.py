@@ -66,7 +66,7 @@ class NotificationAdmin(OrgScopedAdmin):
             return queryset
         return queryset.filter(Q(user=request.user) | Q(user__isnull=True))
 
-    @admin.action(description=_("Mark my selected notifications as read"))
+    @admin.action(description=_("Mark my selected notifications as read"), permissions=["view"])
     def mark_read(self, request, queryset):
         from apps.monitoring import services as monitoring_services
 

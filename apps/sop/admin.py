@@ -263,7 +263,7 @@ class SopDeliveryAdmin(_ReadOnlyMixin, OrgScopedAdmin):
     date_hierarchy = "due_at"
     actions = ["export_csv"]
 
-    @admin.action(description=_("Export the selected deliveries as CSV"))
+    @admin.action(description=_("Export the selected deliveries as CSV"), permissions=["view"])
     def export_csv(self, request, queryset):
         response = HttpResponse(
             services.deliveries_csv(queryset=queryset), content_type="text/csv; charset=utf-8"

@@ -92,3 +92,33 @@ def test_both_targets_at_once_is_400(targets, owner, org):
 def test_only_admins_and_owners_restart(targets, org, make_member, role):
     response = client_for(make_member(role), org).post(URL, {}, format="json")
     assert response.status_code == 403
+
+
+def test_the_console_restarts_selected_integrations_in_chinese(targets, owner, org, settings):
+    """The console's restart actions run the same audited service as the API and report each
+    target in words, with no step codes."""
+    from django.test import Client
+
+    connection, ai_app, sims = targets
+    _open_breaker(ai_app, settings)
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(owner)
+    page = client.post(
+        "/admin/integrations/platformconnection/",
+        {"action": "restart_connections", "_selected_action": [connection.id]},
+        follow=True,
+    ).content.decode()
+    assert f"{connection.name} 已重启，工作正常" in page
+    assert "已重新注册回调" in page and "callback_registered" not in page
+    assert sims["gewe"].requests_to("/tools/setCallback")
+
+    page = client.post(
+        "/admin/integrations/aiapp/",
+        {"action": "restart_ai_apps", "_selected_action": [ai_app.id]},
+        follow=True,
+    ).content.decode()
+    assert f"{ai_app.name} 已重启，工作正常" in page and "熔断器已关闭" in page
+    assert breaker_for(ai_app).state().state == "closed"
+    assert (
+        AuditEvent.objects.filter(org=org, action=AuditEvent.Action.SERVICES_RESTARTED).count() == 2
+    )
