@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from apps.orgs.models import Role
-from apps.sop.models import SopPlan
 from tests.accounts.factories import UserFactory
 from tests.integrations.factories import PlatformConnectionFactory
 from tests.orgs.factories import MembershipFactory
