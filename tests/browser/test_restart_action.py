@@ -1,0 +1,53 @@
+"""An admin restarts a platform connection from the console in a real Chromium, in Chinese: the
+action is in the list's action menu, and the outcome is one sentence per connection with its
+steps in words (screenshot in var/screenshots/console/restart.png)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from apps.orgs.models import Role
+from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
+from tests.browser.test_admin_pages import browser_page
+from tests.browser.test_console import _shot_dirs
+from tests.fixtures_simulators import SIM_GEWE_TOKEN
+from tests.integrations.factories import PlatformConnectionFactory
+from tests.orgs.factories import MembershipFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not shutil.which("chromium"),
+        reason="needs Debian's chromium (installed by .ci/run: apt-get install chromium)",
+    ),
+]
+
+
+def test_an_admin_restarts_a_connection_from_the_list(live_server, org, simulators_clean):
+    connection = PlatformConnectionFactory(
+        org=org, name="华东销售号", base_url=simulators_clean.urls["gewe"], token=SIM_GEWE_TOKEN
+    )
+    user = UserFactory(email="admin-restart@example.com", default_org=org)
+    MembershipFactory(org=org, user=user, role=Role.ADMIN)
+
+    with browser_page("zh-hans") as page:
+        page.goto(f"{live_server.url}/admin/login/")
+        page.fill("input[name=username]", user.email)
+        page.fill("input[name=password]", DEFAULT_PASSWORD)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/admin/")
+        page.goto(f"{live_server.url}/admin/integrations/platformconnection/")
+        page.check(f"input[name=_selected_action][value='{connection.id}']")
+        page.select_option("select[name=action]", "restart_connections")
+        page.click("button[name=index]")
+        page.wait_for_load_state("networkidle")
+        text = page.inner_text("body")
+        for directory in _shot_dirs():
+            page.screenshot(path=str(directory / "restart.png"), full_page=True)
+
+    assert "华东销售号 已重启，工作正常" in text, text[:2000]
+    assert "已重新注册回调" in text and "已实时检查" in text
+    assert "callback_registered" not in text and "restarted" not in text
+    assert simulators_clean["gewe"].requests_to("/tools/setCallback")
