@@ -6,7 +6,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
-from unfold.widgets import INPUT_CLASSES, UnfoldAdminCheckboxSelectMultipleWidget
+from unfold.widgets import (
+    INPUT_CLASSES,
+    UnfoldAdminCheckboxSelectMultipleWidget,
+    UnfoldAdminSelectWidget,
+    UnfoldAdminTextInputWidget,
+)
 
 from apps.core.admin import OrgScopedAdmin
 from apps.core.crypto import mask_secret
@@ -72,8 +77,63 @@ class PlatformConnectionForm(_SecretFieldsForm):
         ]
 
 
+FLAVOR_CHOICES = [
+    ("", _("From the address (DashScope when it says dashscope)")),
+    ("openai", _("OpenAI")),
+    ("dashscope", _("Alibaba Cloud DashScope (compatible mode)")),
+]
+
+
 class AIAppForm(_SecretFieldsForm):
+    """The app's settings that live in ``extra`` (read by apps/integrations/services.py) get
+    fields of their own, so nobody edits JSON to set them."""
+
     secret_fields = ("api_key",)
+    max_tokens_variable = forms.CharField(
+        required=False,
+        max_length=64,
+        widget=UnfoldAdminTextInputWidget,
+        label=_("Output cap variable"),
+        help_text=_(
+            "FastGPT variable or Dify input that also receives the output token cap, for "
+            "workflows that read it. Leave blank when the app does not use one."
+        ),
+    )
+    flavor = forms.ChoiceField(
+        required=False,
+        choices=FLAVOR_CHOICES,
+        widget=UnfoldAdminSelectWidget,
+        label=_("OpenAI-compatible service"),
+        help_text=_("How provider error codes are read (OpenAI-compatible apps only)."),
+    )
+    extra_keys = ("max_tokens_variable", "flavor")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        extra = self.instance.extra if isinstance(self.instance.extra, dict) else {}
+        for name in self.extra_keys:
+            value = extra.get(name)
+            self.initial[name] = value if isinstance(value, str) else ""
+
+    def clean_max_tokens_variable(self):
+        value = self.cleaned_data.get("max_tokens_variable", "").strip()
+        if value and not value.replace("_", "").replace("-", "").isalnum():
+            raise forms.ValidationError(
+                _("Use letters, digits, underscores or hyphens only."), code="invalid"
+            )
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        extra = cleaned.get("extra")
+        extra = dict(extra) if isinstance(extra, dict) else {}
+        for name in self.extra_keys:
+            if cleaned.get(name):
+                extra[name] = cleaned[name]
+            else:
+                extra.pop(name, None)
+        cleaned["extra"] = extra
+        return cleaned
 
     class Meta:
         model = AIApp
@@ -88,6 +148,8 @@ class AIAppForm(_SecretFieldsForm):
             "streaming",
             "temperature",
             "max_tokens",
+            "max_tokens_variable",
+            "flavor",
             "system_prompt",
             "purpose",
             "is_default",
@@ -287,7 +349,9 @@ class AIAppAdmin(_MaskedSecretsMixin, OrgScopedAdmin):
         return [*fields, "provider"] if obj else fields
 
     def save_model(self, request, obj, form, change):
-        data = {k: v for k, v in form.cleaned_data.items() if k in form.Meta.fields}
+        # The extra-backed fields are already folded into ``extra`` by the form's clean.
+        fields = set(form.Meta.fields) - set(form.extra_keys)
+        data = {k: v for k, v in form.cleaned_data.items() if k in fields}
         if change:
             data.pop("org", None)
             data.pop("provider", None)

@@ -145,6 +145,43 @@ def test_add_ai_app_in_admin(staff_client, org):
     assert app.api_key == "sk-added-in-admin-1111"
 
 
+def test_ai_app_extra_settings_have_fields_of_their_own(staff_client, org):
+    """The output-cap variable and the OpenAI-compatible flavour are form fields stored in
+    ``extra`` (other keys there are kept); a bad variable name is refused in words."""
+    app = AIAppFactory(org=org, provider="fastgpt", extra={"body": {"top_p": 0.5}})
+    form = {
+        "org": org.id,
+        "name": app.name,
+        "base_url": app.base_url,
+        "api_key": "",
+        "model": "",
+        "purpose": "reply",
+        "enabled": "on",
+        "extra": '{"body": {"top_p": 0.5}}',
+        "system_prompt": "",
+        "app_id": "",
+        "max_tokens_variable": "answer_cap",
+        "flavor": "",
+    }
+    url = f"{ADMIN}/aiapp/{app.id}/change/"
+    assert 'name="max_tokens_variable"' in staff_client.get(url).content.decode()
+    response = staff_client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    app.refresh_from_db()
+    assert app.extra == {"body": {"top_p": 0.5}, "max_tokens_variable": "answer_cap"}
+    assert services._max_tokens_variable(app) == "answer_cap"
+
+    page = staff_client.get(url).content.decode()
+    assert 'value="answer_cap"' in page
+
+    response = staff_client.post(url, {**form, "max_tokens_variable": "cap; drop"})
+    assert response.status_code == 200
+    assert "letters, digits, underscores or hyphens" in response.content.decode()
+    staff_client.post(url, {**form, "max_tokens_variable": ""})
+    app.refresh_from_db()
+    assert app.extra == {"body": {"top_p": 0.5}}
+
+
 def test_test_actions_call_the_simulators(staff_client, org, simulators_clean):
     connection = PlatformConnectionFactory(
         org=org, base_url=simulators_clean.urls["gewe"], token=SIM_GEWE_TOKEN

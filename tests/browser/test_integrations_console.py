@@ -1,6 +1,6 @@
-"""An admin restarts a platform connection from the console in a real Chromium, in Chinese: the
-action is in the list's action menu, and the outcome is one sentence per connection with its
-steps in words (screenshot in var/screenshots/console/restart.png)."""
+"""The integrations console in a real Chromium, in Chinese: an admin restarts a platform
+connection from the list (one sentence per connection, steps in words) and sets an AI app's
+extra settings through fields of their own (screenshots in var/screenshots/console/)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
 from tests.browser.test_admin_pages import browser_page
 from tests.browser.test_console import _shot_dirs
 from tests.fixtures_simulators import SIM_GEWE_TOKEN
-from tests.integrations.factories import PlatformConnectionFactory
+from tests.integrations.factories import AIAppFactory, PlatformConnectionFactory
 from tests.orgs.factories import MembershipFactory
 
 pytestmark = [
@@ -51,3 +51,32 @@ def test_an_admin_restarts_a_connection_from_the_list(live_server, org, simulato
     assert "已重新注册回调" in text and "已实时检查" in text
     assert "callback_registered" not in text and "restarted" not in text
     assert simulators_clean["gewe"].requests_to("/tools/setCallback")
+
+
+def test_an_admin_sets_the_output_cap_variable_without_json(live_server, org):
+    app = AIAppFactory(org=org, provider="fastgpt", name="售前知识库")
+    user = UserFactory(email="admin-aiapp@example.com", default_org=org)
+    MembershipFactory(org=org, user=user, role=Role.ADMIN)
+
+    with browser_page("zh-hans") as page:
+        page.goto(f"{live_server.url}/admin/login/")
+        page.fill("input[name=username]", user.email)
+        page.fill("input[name=password]", DEFAULT_PASSWORD)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/admin/")
+        page.goto(f"{live_server.url}/admin/integrations/aiapp/{app.id}/change/")
+        form_text = page.inner_text("#aiapp_form")
+        page.fill("input[name=max_tokens_variable]", "answer cap!")
+        page.click("button[name=_save]")
+        page.wait_for_load_state("networkidle")
+        refused = page.inner_text("body")
+        for directory in _shot_dirs():
+            page.screenshot(path=str(directory / "aiapp_extra.png"), full_page=True)
+        page.fill("input[name=max_tokens_variable]", "answer_cap")
+        page.click("button[name=_save]")
+        page.wait_for_url(f"{live_server.url}/admin/integrations/aiapp/")
+
+    assert "输出上限变量" in form_text and "OpenAI 兼容服务" in form_text
+    assert "只能使用字母、数字、下划线或连字符。" in refused
+    app.refresh_from_db()
+    assert app.extra.get("max_tokens_variable") == "answer_cap"
