@@ -607,3 +607,57 @@ class ConversationNote(OrgScopedModel):
 
     def __str__(self) -> str:
         return self.text[:40]
+
+
+class AnalysisBackfill(OrgScopedModel):
+    """One request to analyse (intent, sentiment) an organisation's earlier customer messages
+    over a range of days, made in the console and run by a worker with its progress kept here
+    (apps/conversations/backfill.py). Re-running is safe: messages with a result are skipped
+    unless ``redo``, and each call is billed once (its request id names the message)."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    class Mode(models.TextChoices):
+        ORG = "", _("The organisation's analysis setting")
+        INTENT = "intent", _("Intent only")
+        INTENT_SENTIMENT = "intent_sentiment", _("Intent and sentiment")
+
+    first_day = models.DateField(_("first day"))
+    last_day = models.DateField(_("last day"))
+    mode = models.CharField(_("analysis"), max_length=32, choices=Mode.choices, blank=True)
+    redo = models.BooleanField(
+        _("analyse again"),
+        default=False,
+        help_text=_("Also messages that already have a result (billed again)."),
+    )
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.QUEUED, db_index=True
+    )
+    total = models.PositiveIntegerField(_("messages to analyse"), default=0)
+    done = models.PositiveIntegerField(_("messages handled"), default=0)
+    analysed = models.PositiveIntegerField(_("analysed"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("last progress at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("analysis backfill")
+        verbose_name_plural = _("analysis backfills")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.first_day:%Y-%m-%d} – {self.last_day:%Y-%m-%d}"

@@ -17,12 +17,22 @@ def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
     return run(org_id=org_id, conversation_id=conversation_id)
 
 
+@shared_task(acks_late=True, soft_time_limit=1500, time_limit=1560)
+def analysis_backfill_run(*, org_id: int, backfill_id: int) -> str:
+    """One console-requested analysis backfill (idempotent: claimed by a conditional UPDATE).
+    A long one continues in a fresh task when the soft time limit comes (backfill.py)."""
+    from apps.conversations.backfill import backfill_run
+
+    return backfill_run(org_id=org_id, backfill_id=backfill_id)
+
+
 @shared_task
 def core_loop_recover() -> dict:
     """Periodic: re-enqueue webhook events whose claim expired, re-queue or close AI turns left
     running past their lease, re-schedule unanswered AI turns, reopen snoozed conversations
     that are due (all organisations; each step idempotent)."""
     from apps.conversations.ai import conversations_recover_ai
+    from apps.conversations.backfill import backfills_resume_stale_all_orgs
     from apps.conversations.services import conversations_wake_snoozed_all_orgs
     from apps.conversations.turn_recovery import ai_turns_recover
     from apps.integrations.webhooks import webhook_events_requeue_stuck_all_orgs
@@ -32,6 +42,7 @@ def core_loop_recover() -> dict:
         "lost_turns": ai_turns_recover(),
         "ai_turns": conversations_recover_ai(),
         "snoozed": conversations_wake_snoozed_all_orgs(),
+        "analysis_backfills": backfills_resume_stale_all_orgs(),
     }
 
 

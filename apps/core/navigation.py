@@ -104,6 +104,7 @@ NAVIGATION: list[Group] = [
             Item(_("AI turns"), "psychology", model="conversations.AITurn"),
             Item(_("AI drafts"), "edit_note", model="conversations.Draft"),
             Item(_("AI sessions"), "forum", model="conversations.AISession"),
+            Item(_("Analysis backfills"), "manage_search", model="conversations.AnalysisBackfill"),
             Item(_("Integration calls"), "swap_horiz", model="integrations.IntegrationCall"),
         ],
     ),

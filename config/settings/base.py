@@ -230,6 +230,7 @@ CELERY_TASK_ROUTES = {
     "apps.conversations.tasks.message_media_fetch": {"queue": "webhook"},
     # the AI turn (seconds per call)
     "apps.conversations.tasks.ai_turn_run": {"queue": "ai"},
+    "apps.conversations.tasks.analysis_backfill_run": {"queue": "ai"},
     # platform I/O: the outbound pipeline, moments, friend requests, logins, contact sync
     "apps.wechat_accounts.tasks.*": {"queue": "send"},
     "apps.conversations.tasks.outbound_*": {"queue": "send"},

@@ -37,6 +37,7 @@ ORG_MENU = {
         "AI turns",
         "AI drafts",
         "AI sessions",
+        "Analysis backfills",
         "Integration calls",
     ],
     "Costs": ["Usage", "Budgets", "Cost ledger", "Budget alerts", "Model prices"],
@@ -80,6 +81,7 @@ def expected_menu(role: str | None) -> dict[str, list[str]]:
         menu["Organisation settings"].remove("Audit log")
     if role == Role.VIEWER:
         menu["AI and integrations"].remove("AI sessions")  # managers and up
+        menu["AI and integrations"].remove("Analysis backfills")  # managers and up
     if role is None:  # a superuser who is no member: no organisation of their own to set up
         menu["Organisation settings"].remove("Settings")
         menu["Platform"] = list(PLATFORM_ITEMS)
