@@ -154,6 +154,8 @@ def _finish_sent(message: Message, sent: Any, recorder: CallLogRecorder) -> Mess
         "payload": {**(message.payload or {}), "platform": {"msg_id": sent.msg_id}},
     }
     account = message.account
+    # One send attempt, one call row (``for_send`` clients do not retry). The statement has 45
+    # parameters; psycopg caches the parsing of statements with at most 50.
     calls, recorder.pending = recorder.pending, []
     try:
         claimed = record_usage_claimed(
