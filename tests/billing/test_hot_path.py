@@ -140,3 +140,82 @@ def test_reserve_with_a_budget_locks_reads_once_and_inserts(org, price):
 def test_warn_budgets_do_not_refuse_or_lock(org, price):
     BudgetFactory(org=org, money_limit=None, token_limit=10, action=Budget.Action.WARN)
     assert _reserve(org, "warned").status == Reservation.Status.HELD
+
+
+def _claim_org_name(org, name: str, *, where_name: str):
+    return (
+        "UPDATE orgs_organization SET name = %s WHERE id = %s AND name = %s",
+        [name, org.pk, where_name],
+    )
+
+
+def _call_row(org):
+    from apps.integrations.models import IntegrationCall
+
+    return IntegrationCall(org=org, service="gewe", operation="send_text", ok=True, latency_ms=3)
+
+
+def test_record_usage_claimed_writes_the_ledger_only_when_the_claim_changes_a_row(org, price):
+    from apps.integrations.models import IntegrationCall
+
+    missed = services.record_usage_claimed(
+        org=org,
+        claim=_claim_org_name(org, "renamed", where_name="not its name"),
+        provider="gewe",
+        model="send_text",
+        request_id="send-1",
+        units=1,
+        also_insert=(_call_row(org),),
+    )
+    assert missed is False
+    assert not CostLedger.objects.filter(org=org, request_id="send-1").exists()
+    assert IntegrationCall.objects.filter(org=org).count() == 1  # written either way
+
+    claimed = services.record_usage_claimed(
+        org=org,
+        claim=_claim_org_name(org, "renamed", where_name=org.name),
+        provider="gewe",
+        model="send_text",
+        request_id="send-1",
+        units=1,
+        wechat_account_id=None,
+        also_insert=(_call_row(org),),
+    )
+    assert claimed is True
+    org.refresh_from_db()
+    assert org.name == "renamed"
+    entry = CostLedger.objects.get(org=org, request_id="send-1")
+    assert (entry.kind, entry.units) == (Kind.PLATFORM, 1)
+    assert UsageMonthly.objects.get(org=org).calls == 1
+    assert IntegrationCall.objects.filter(org=org).count() == 2
+
+
+def test_record_usage_claimed_twice_records_once(org, price):
+    for _ in range(2):
+        services.record_usage_claimed(
+            org=org,
+            claim=("UPDATE orgs_organization SET name = name WHERE id = %s", [org.pk]),
+            provider="gewe",
+            model="send_text",
+            request_id="again",
+            units=1,
+        )
+    assert CostLedger.objects.filter(org=org, request_id="again").count() == 1
+    assert UsageMonthly.objects.get(org=org).calls == 1
+
+
+@requires_postgres
+def test_record_usage_claimed_is_one_statement(org, price):
+    services.record_usage(org=org, provider="gewe", model="send_text", units=1, request_id="w")
+    with CaptureQueriesContext(connection) as queries:
+        services.record_usage_claimed(
+            org=org,
+            claim=("UPDATE orgs_organization SET name = name WHERE id = %s", [org.pk]),
+            provider="gewe",
+            model="send_text",
+            request_id="one",
+            units=1,
+            also_insert=(_call_row(org), _call_row(org)),
+        )
+    assert len(_statements(queries)) == 1
+    assert CostLedger.objects.filter(org=org, request_id="one").exists()

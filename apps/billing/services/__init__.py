@@ -51,6 +51,7 @@ from apps.billing.services.budgets import (
 from apps.billing.services.maintenance import usage_rebuild
 from apps.billing.services.metering import (
     record_usage,
+    record_usage_claimed,
     release,
     reservations_expire,
     reserve,
@@ -89,6 +90,7 @@ __all__ = [
     "price_delete",
     "price_update",
     "record_usage",
+    "record_usage_claimed",
     "release",
     "reservations_expire",
     "reserve",

@@ -58,6 +58,13 @@ def upsert_add(model, key: dict, deltas: dict) -> None:
         cursor.execute(sql, _params(fields, [*key.values(), *deltas.values()]))
 
 
+def _row_values(row) -> dict:
+    """The column values of an unsaved model instance (every concrete field but the automatic
+    primary key), ``auto_now`` fields filled as ``save()`` would."""
+    fields = [f for f in row._meta.concrete_fields if not (f.primary_key and row.pk is None)]
+    return {f.name: f.pre_save(row, True) for f in fields}
+
+
 def ledger_write(
     *,
     ledger_model,
@@ -65,31 +72,43 @@ def ledger_write(
     daily: tuple,
     monthly: tuple,
     claim: tuple[str, list] | None = None,
+    also_insert: tuple = (),
 ) -> tuple[bool, int | None]:
     """Insert a ledger row unless its request id is recorded (``ON CONFLICT DO NOTHING``), and
     add it to the daily and monthly sums (``daily``/``monthly``: ``(model, key, deltas)``).
 
     With ``claim`` (an ``UPDATE`` and its parameters), nothing happens unless that statement
-    changes a row. On PostgreSQL all of it is ONE statement (data-modifying CTEs), so outside a
-    transaction it commits on its own, without ``BEGIN``/``COMMIT`` round trips; elsewhere the
-    same statements run in one transaction. Returns (claimed, the new ledger row's id or None).
+    changes a row. ``also_insert``: unsaved rows of other models inserted whatever the claim
+    says (the metered call's log row). On PostgreSQL all of it is ONE statement (data-modifying
+    CTEs), so outside a transaction it commits on its own, without ``BEGIN``/``COMMIT`` round
+    trips; elsewhere the same statements run in one transaction. Returns (claimed, the new
+    ledger row's id or None).
     """
+    extra = [(type(row), _row_values(row)) for row in also_insert]
     if connection.vendor != "postgresql":
         return _ledger_write_statements(
-            ledger_model=ledger_model, ledger=ledger, daily=daily, monthly=monthly, claim=claim
+            ledger_model=ledger_model,
+            ledger=ledger,
+            daily=daily,
+            monthly=monthly,
+            claim=claim,
+            extra=extra,
         )
-    sql, fields, daily_params, monthly_params = _ledger_cte(
+    sql, fields, daily_params, monthly_params, extra_fields = _ledger_cte(
         ledger_model,
         tuple(ledger),
         (daily[0], tuple(daily[1]), tuple(daily[2])),
         (monthly[0], tuple(monthly[1]), tuple(monthly[2])),
         claim[0] if claim else None,
+        tuple((model, tuple(values)) for model, values in extra),
     )
     params = list(claim[1]) if claim else []
     params += _params(fields, ledger.values())
     for (model, key, deltas), names in ((daily, daily_params), (monthly, monthly_params)):
         values = {**key, **deltas}
         params += _params([model._meta.get_field(n) for n in names], [values[n] for n in names])
+    for (_model, values), row_fields in zip(extra, extra_fields, strict=True):
+        params += _params(row_fields, values.values())
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         claimed, pk = cursor.fetchone()
@@ -116,7 +135,7 @@ _FROM_LEDGER = {
 
 
 @cache
-def _ledger_cte(ledger_model, ledger_names, daily, monthly, claim_sql: str | None) -> tuple:
+def _ledger_cte(ledger_model, ledger_names, daily, monthly, claim_sql: str | None, extra) -> tuple:
     quote = connection.ops.quote_name
     parts = []
     source = ""
@@ -161,15 +180,23 @@ def _ledger_cte(ledger_model, ledger_names, daily, monthly, claim_sql: str | Non
         select = ", ".join(exprs)
         sql = f"{name} AS ({insert} SELECT {select} FROM ledger ON CONFLICT {conflict})"  # noqa: S608
         parts.append(sql)
+    extra_fields = []
+    for index, (model, names) in enumerate(extra):
+        insert_sql, row_fields = _statement(model, names, (), 0)
+        plain_insert = insert_sql.rsplit(" RETURNING ", 1)[0]
+        parts.append(f"also_{index} AS ({plain_insert})")
+        extra_fields.append(row_fields)
     claimed = "(SELECT count(*) FROM claimed)" if claim_sql else "1"
     sql = f"WITH {', '.join(parts)} SELECT {claimed}, (SELECT id FROM ledger)"  # noqa: S608
-    return sql, fields, param_names[0], param_names[1]
+    return sql, fields, param_names[0], param_names[1], tuple(extra_fields)
 
 
-def _ledger_write_statements(*, ledger_model, ledger, daily, monthly, claim):
+def _ledger_write_statements(*, ledger_model, ledger, daily, monthly, claim, extra):
     from django.db import transaction
 
     with transaction.atomic():
+        for model, values in extra:
+            insert_returning_id(model, values)
         if claim:
             with connection.cursor() as cursor:
                 cursor.execute(*claim)

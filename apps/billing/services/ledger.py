@@ -48,9 +48,11 @@ def _write_ledger(
     provider_currency: str,
     usage_source: str,
     claim: tuple[str, list] | None = None,
+    also_insert: tuple = (),
 ) -> tuple[bool, CostLedger | None]:
     """Insert the ledger row, add it to the daily and monthly sums, and check thresholds. None
-    (and nothing written) when the request id is recorded, or ``claim`` changed no row."""
+    (and nothing written but ``also_insert``) when the request id is recorded, or ``claim``
+    changed no row."""
     price, cost, currency = _price_and_cost(
         org=org,
         provider=provider,
@@ -97,6 +99,7 @@ def _write_ledger(
         ledger={name: getattr(entry, name) for name in _LEDGER_COLUMNS},
         **_usage_rows(entry=entry, org=org),
         claim=claim,
+        also_insert=also_insert,
     )
     if not claimed or pk is None:
         return claimed, None

@@ -686,3 +686,50 @@ def _record_usage(*, org, request_id, user, wechat_account_id, **fields) -> Cost
     if entry is None:  # Recorded before: nothing was written.
         return selectors.ledger_get(org=org, request_id=request_id)
     return entry
+
+
+def record_usage_claimed(
+    *,
+    org: Organization,
+    claim: tuple[str, list],
+    provider: str,
+    model: str,
+    request_id: str,
+    kind: str = Kind.PLATFORM,
+    units: int = 0,
+    user_id: int | None = None,
+    wechat_account_id: int | None = None,
+    conversation_id: int | None = None,
+    also_insert: tuple = (),
+) -> bool:
+    """``record_usage`` of a platform operation together with the caller's state change: the
+    ledger row is written only if ``claim`` (an ``UPDATE`` and its parameters, e.g. the message's
+    ``sending -> sent``) changes a row; ``also_insert`` rows (the call's log row) are written
+    either way. On PostgreSQL all of it is one statement, elsewhere one transaction. Returns
+    whether the claim changed a row. An error in the statement writes nothing, claim included;
+    one after it (the budget threshold check) leaves the claim made: on an error the caller
+    looks at its row and makes its change on its own if it is not there."""
+    with _savepoint_if_nested():
+        claimed, _entry = _write_ledger(
+            org=org,
+            config=metering_config(org.pk),
+            now=timezone.now(),
+            reservation=None,
+            request_id=request_id,
+            user_id=user_id,
+            wechat_account_id=wechat_account_id,
+            conversation_id=conversation_id,
+            sop_run_id=None,
+            provider=provider,
+            model=model,
+            kind=kind,
+            input_tokens=0,
+            output_tokens=0,
+            units=units,
+            provider_cost=None,
+            provider_currency="",
+            usage_source=CostLedger.UsageSource.REPORTED,
+            claim=claim,
+            also_insert=also_insert,
+        )
+    return claimed

@@ -16,11 +16,19 @@ delay as the task's countdown (a countdown, never a sleep). The task then:
 4. takes one admission from the Redis limiter (per account per minute and per day, per
    organisation, global; ``apps.core.ratelimit``); a refusal reschedules the task with the
    limiter's wait as countdown;
-5. claims the row with a conditional update ``queued -> sending`` (+ lease, attempts + 1); a lost
-   race gives the admission back;
-6. marks ``call_started_at``, calls the platform (the client does not retry sends itself),
-   stores the platform message id with ``sending -> sent``, records billing, pushes
-   ``message_status_update`` and kicks the contact's next message.
+5. claims the row with a conditional update ``queued -> sending`` (+ lease, attempts + 1, and
+   ``call_started_at``: from the claim on the platform call may happen); a lost race gives the
+   admission back;
+6. calls the platform (the client does not retry sends itself), stores the platform message id
+   with ``sending -> sent`` in the same statement as the send's ledger row and call log row
+   (PostgreSQL), pushes ``message_status_update``, refreshes the account's ``last_seen_at`` (at
+   most once a minute) and kicks the contact's next message.
+
+Statements of one successful delivery on PostgreSQL (issue 19): the message with its account and
+the per-contact order check (one query), the claim, ``sent`` + metering + call log, the
+contact's next queued message. The kick stays a query of its own, after the ``sent`` commit: a
+message queued while this one was sending (its task returned "waiting") is only certain to be
+seen by a snapshot taken after that commit.
 
 Errors: a definite refusal that is retryable (HTTP 5xx answer, 429, connection refused) puts
 the row back to ``queued`` with exponential backoff, at most ``WECHAT_SEND_MAX_ATTEMPTS``

@@ -8,28 +8,27 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
 
-from apps.billing.services import record_usage
+from apps.billing.services import record_usage, record_usage_claimed
 from apps.conversations.models import Message
 from apps.conversations.outbound.queue import (
     MEDIA_KINDS,
-    UNFINISHED,
     DeliveryResult,
     _kick_next,
     _older_unfinished,
     _push_status,
-    _reload,
     enqueue,
 )
 from apps.core import events, ratelimit
 from apps.core.stages import stage_observe_since
 from apps.integrations.clients import errors as client_errors
+from apps.integrations.services import CallLogRecorder, call_log_recorder
 from apps.wechat_accounts.models import WeChatAccount
 from apps.wechat_accounts.platform import client_for_account
 from apps.wechat_accounts.send_policy import quiet_hours_end, send_limits
-from apps.wechat_accounts.services import account_mark_offline_from_send
+from apps.wechat_accounts.services import account_mark_offline_from_send, account_mark_seen
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +36,9 @@ logger = logging.getLogger(__name__)
 # -- delivery ------------------------------------------------------------------------------
 
 
-def _platform_send(message: Message) -> Any:
+def _platform_send(message: Message, recorder: CallLogRecorder) -> Any:
     account = message.account
-    client = client_for_account(account, for_send=True)
+    client = client_for_account(account, for_send=True, recorder=recorder)
     device, to = account.device_id, message.to_wxid
     payload = message.payload or {}
     if message.kind == Message.Kind.TEXT:
@@ -94,17 +93,108 @@ def _backoff(attempts: int) -> float:
     return delay + random.uniform(0, delay * 0.25)
 
 
-def _finish(message_id: int, *, status: str, fields: dict) -> Message | None:
-    """Move ``sending -> status`` (conditional: a recovered/duplicate worker cannot overwrite)."""
-    now = timezone.now()
-    updated = Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
-        status=status, lease_expires_at=None, updated_at=now, **fields
-    )
+def _finish(message: Message, *, status: str, fields: dict) -> Message | None:
+    """Move ``sending -> status`` (conditional: a recovered/duplicate worker cannot overwrite).
+    The claimed ``message`` is updated in memory: while it is ``sending`` only this worker
+    writes it, so there is nothing to reload."""
+    fields = {"status": status, "lease_expires_at": None, "updated_at": timezone.now(), **fields}
+    updated = Message.objects.filter(
+        org_id=message.org_id, pk=message.pk, status=Message.Status.SENDING
+    ).update(**fields)
     if not updated:
         return None
-    message = _reload(message_id)
+    return _apply(message, fields)
+
+
+def _apply(message: Message, fields: dict) -> Message:
+    """Set what a conditional update wrote on the in-memory row, and push its status."""
+    for name, value in fields.items():
+        setattr(message, name, value)
     _push_status(message)
     return message
+
+
+def _flush_calls(recorder: CallLogRecorder) -> None:
+    """Write the buffered call log rows; like the client's recorder, never fail the send."""
+    try:
+        recorder.flush()
+    except Exception:  # noqa: BLE001 - a log row must never change the send's outcome
+        logger.exception("outbound: writing the platform call log failed")
+
+
+def _sent_claim(message: Message, fields: dict) -> tuple[str, list]:
+    """``sending -> sent`` as SQL and parameters, for the platform metering's statement.
+    Columns come from the model's metadata, values are parameters."""
+    meta = Message._meta
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    sets = ", ".join(f"{column(name)} = %s" for name in fields)
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {sets} "  # noqa: S608 - identifiers from metadata
+        f"WHERE {column('org')} = %s AND {column('id')} = %s AND {column('status')} = %s"
+    )
+    params = [meta.get_field(name).get_db_prep_save(v, connection) for name, v in fields.items()]
+    return sql, [*params, message.org_id, message.pk, Message.Status.SENDING]
+
+
+def _finish_sent(message: Message, sent: Any, recorder: CallLogRecorder) -> Message | None:
+    """``sending -> sent`` with the platform id, the send's ledger row and its call log row in
+    one statement on PostgreSQL (``record_usage_claimed``). Billing must never undo a send that
+    happened: if metering fails, the message is marked sent on its own."""
+    fields = {
+        "status": Message.Status.SENT,
+        "lease_expires_at": None,
+        "updated_at": timezone.now(),
+        "platform_msg_id": sent.new_msg_id or sent.msg_id,
+        "sent_at": timezone.now(),
+        "error": "",
+        "payload": {**(message.payload or {}), "platform": {"msg_id": sent.msg_id}},
+    }
+    account = message.account
+    # One send attempt, one call row (``for_send`` clients do not retry). The statement has 45
+    # parameters; psycopg caches the parsing of statements with at most 50.
+    calls, recorder.pending = recorder.pending, []
+    try:
+        claimed = record_usage_claimed(
+            org=account.org,
+            claim=_sent_claim(message, fields),
+            provider=account.connection.provider,
+            model=f"send_{message.kind}",
+            request_id=_send_request_id(message),
+            units=1,
+            user_id=message.sender_user_id,
+            wechat_account_id=account.pk,
+            conversation_id=message.conversation_id,
+            also_insert=tuple(calls),
+        )
+    except Exception:  # noqa: BLE001 - the message is sent; the ledger can be rebuilt
+        logger.exception("billing: recording send of message %s failed", message.pk)
+        done = Message.objects.filter(
+            org_id=message.org_id, pk=message.pk, status=Message.Status.SENT
+        ).filter(platform_msg_id=fields["platform_msg_id"])
+        if done.exists():  # the statement was made; a later step (thresholds) failed
+            return _apply(message, fields)
+        finished = _finish(message, status=Message.Status.SENT, fields=fields)
+        recorder.pending = calls
+        _flush_calls(recorder)
+        return finished
+    if not claimed:
+        return None
+    return _apply(message, fields)
+
+
+def _load(org_id: int, message_id: int) -> Message | None:
+    """The message with its account, organisation and connection, and whether an earlier
+    message to the same contact is unfinished (per-contact order), in one query."""
+    return (
+        Message.objects.select_related("account", "account__org", "account__connection")
+        .annotate(has_older_unfinished=_older_unfinished())
+        .filter(org_id=org_id, pk=message_id, direction=Message.Direction.OUTBOUND)
+        .first()
+    )
 
 
 def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
@@ -113,11 +203,7 @@ def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
     Must run outside a transaction: the platform call is network I/O and each state change is
     committed on its own so other workers see the claim at once.
     """
-    message = (
-        Message.objects.select_related("account", "account__org", "account__connection")
-        .filter(org_id=org_id, pk=message_id, direction=Message.Direction.OUTBOUND)
-        .first()
-    )
+    message = _load(org_id, message_id)
     if message is None or message.account is None:
         logger.info("outbound: message %s of org %s is gone", message_id, org_id)
         return DeliveryResult("skipped")
@@ -134,20 +220,13 @@ def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
     if not message.is_urgent:
         end = quiet_hours_end(account, now)
         if end is not None:
-            Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(
-                not_before=end, updated_at=now
-            )
+            Message.objects.filter(
+                org_id=org_id, pk=message_id, status=Message.Status.QUEUED
+            ).update(not_before=end, updated_at=now)
             wait = (end - now).total_seconds()
             enqueue(org_id=org_id, message_id=message_id, countdown=wait)
             return DeliveryResult("deferred", wait)
-    older = Message.objects.filter(
-        account_id=message.account_id,
-        to_wxid=message.to_wxid,
-        direction=Message.Direction.OUTBOUND,
-        status__in=UNFINISHED,
-        id__lt=message.pk,
-    )
-    if older.exists():
+    if message.has_older_unfinished:
         return DeliveryResult("waiting")  # the earlier message kicks this one when it finishes
 
     limits = send_limits(account)
@@ -164,60 +243,67 @@ def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
         )
         return DeliveryResult("rate_limited", wait)
 
-    lease = timedelta(seconds=settings.WECHAT_SEND_LEASE_SECONDS)
+    # The claim also marks ``call_started_at``: from here on the platform call may happen, and
+    # a worker that dies before finishing is never re-sent blindly (see recovery). Only the
+    # "sending" push and building the request run between the claim and the call.
+    now = timezone.now()
+    claim = {
+        "status": Message.Status.SENDING,
+        "claimed_at": now,
+        "lease_expires_at": now + timedelta(seconds=settings.WECHAT_SEND_LEASE_SECONDS),
+        "call_started_at": now,
+        "attempts": message.attempts + 1,
+        "updated_at": now,
+    }
+    # Conditional on the attempts read above too: another worker's claim and release in
+    # between makes this one lose, so the in-memory row stays exact (no reload).
     claimed = (
-        Message.objects.filter(pk=message_id, status=Message.Status.QUEUED)
-        .filter(~_older_unfinished())
-        .update(
-            status=Message.Status.SENDING,
-            claimed_at=now,
-            lease_expires_at=now + lease,
-            call_started_at=None,
-            attempts=F("attempts") + 1,
-            updated_at=now,
+        Message.objects.filter(
+            org_id=org_id,
+            pk=message_id,
+            status=Message.Status.QUEUED,
+            attempts=message.attempts,
         )
+        .filter(~_older_unfinished())
+        .update(**claim)
     )
     if not claimed:
         ratelimit.release(limits, decision.token)
         return DeliveryResult("skipped")
-    message = _reload(message_id)
-    _push_status(message)
+    _apply(message, claim)
 
-    call_started = timezone.now()
-    Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
-        call_started_at=call_started
-    )
     stage_observe_since("send", message.created_at)
+    recorder = call_log_recorder(
+        org_id=org_id,
+        connection_id=account.connection_id,
+        wechat_account_id=account.pk,
+        buffered=True,
+    )
     try:
-        sent = _platform_send(message)
-        stage_observe_since("platform", call_started)
+        sent = _platform_send(message, recorder)
+        stage_observe_since("platform", now)
     except client_errors.AccountOffline as exc:
+        _flush_calls(recorder)
         # The platform refused: nothing was sent. Wait for the re-login.
         _finish(
-            message_id,
+            message,
             status=Message.Status.QUEUED,
             fields={"error": str(exc)[:500], "call_started_at": None},
         )
         account_mark_offline_from_send(org_id=org_id, account_id=account.pk, reason=str(exc))
         return DeliveryResult("not_online")
     except client_errors.IntegrationError as exc:
+        _flush_calls(recorder)
         return _handle_error(message, exc, limits, decision.token)
+    except BaseException:
+        _flush_calls(recorder)
+        raise
 
-    finished = _finish(
-        message_id,
-        status=Message.Status.SENT,
-        fields={
-            "platform_msg_id": sent.new_msg_id or sent.msg_id,
-            "sent_at": timezone.now(),
-            "error": "",
-            "payload": {**(message.payload or {}), "platform": {"msg_id": sent.msg_id}},
-        },
-    )
+    finished = _finish_sent(message, sent, recorder)
     if finished is None:
         logger.warning("outbound: message %s changed state during the send", message_id)
         return DeliveryResult("skipped")
-    WeChatAccount.objects.filter(pk=account.pk).update(last_seen_at=timezone.now())
-    billing_record_send(finished)
+    account_mark_seen(account=account)
     _kick_next(finished)
     return DeliveryResult("sent")
 
@@ -233,7 +319,7 @@ def _handle_error(
         ):
             return _retry_later(message, reason, attempts)
         failed = _finish(
-            message.pk,
+            message,
             status=Message.Status.FAILED,
             fields={"error": f"delivery_unknown: {reason}"[:500]},
         )
@@ -246,7 +332,7 @@ def _handle_error(
         if attempts < settings.WECHAT_SEND_MAX_ATTEMPTS:
             wait = getattr(exc, "retry_after", None)
             return _retry_later(message, reason, attempts, wait)
-    failed = _finish(message.pk, status=Message.Status.FAILED, fields={"error": reason})
+    failed = _finish(message, status=Message.Status.FAILED, fields={"error": reason})
     if failed:
         _kick_next(failed)
     return DeliveryResult("failed")
@@ -257,7 +343,7 @@ def _retry_later(
 ) -> DeliveryResult:
     countdown = max(wait or 0.0, _backoff(attempts))
     retried = _finish(
-        message.pk,
+        message,
         status=Message.Status.QUEUED,
         fields={"error": reason, "call_started_at": None},
     )
@@ -267,16 +353,21 @@ def _retry_later(
     return DeliveryResult("retry", countdown)
 
 
+def _send_request_id(message: Message) -> str:
+    return f"wechat-send-{message.pk}"
+
+
 def billing_record_send(message: Message) -> None:
     """Record the platform operation's cost (one ledger row per message, idempotent by the
-    request id). Billing failures are logged, never undo a send that happened."""
+    request id). Billing failures are logged, never undo a send that happened. (The delivery
+    records it with the message's ``sent`` in one statement; this is for other callers.)"""
     account = message.account
     try:
         record_usage(
             org=account.org,
             provider=account.connection.provider,
             model=f"send_{message.kind}",
-            request_id=f"wechat-send-{message.pk}",
+            request_id=_send_request_id(message),
             units=1,
             user=message.sender_user,
             wechat_account_id=account.pk,

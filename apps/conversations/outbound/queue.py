@@ -91,6 +91,7 @@ def _kick_next(message: Message) -> None:
     """Enqueue the oldest queued message to the same contact (per-contact order)."""
     nxt = (
         Message.objects.filter(
+            org_id=message.org_id,
             account_id=message.account_id,
             to_wxid=message.to_wxid,
             direction=Message.Direction.OUTBOUND,

@@ -25,6 +25,7 @@ from apps.wechat_accounts.services.accounts import (
     account_delete,
     account_find,
     account_mark_offline_from_send,
+    account_mark_seen,
     account_status_change,
     account_update,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "account_login_status",
     "account_logout",
     "account_mark_offline_from_send",
+    "account_mark_seen",
     "account_reconnect",
     "account_status_change",
     "account_sync_contacts_start",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -195,3 +196,20 @@ def account_mark_offline_from_send(*, org_id: int, account_id: int, reason: str)
         )
     except ConflictError:
         pass  # already in a state that cannot go offline (logged out, banned)
+
+
+# A send proves the account is online; refreshing ``last_seen_at`` more often than this only
+# costs a write per message (issue 19).
+SEEN_REFRESH_SECONDS = 60
+
+
+def account_mark_seen(*, account: WeChatAccount, now: datetime | None = None) -> bool:
+    """Refresh ``last_seen_at`` after a successful platform call, unless the loaded ``account``
+    shows it was refreshed less than ``SEEN_REFRESH_SECONDS`` ago. Returns whether it wrote."""
+    now = now or timezone.now()
+    seen = account.last_seen_at
+    if seen is not None and timedelta(0) <= now - seen < timedelta(seconds=SEEN_REFRESH_SECONDS):
+        return False
+    WeChatAccount.objects.filter(org_id=account.org_id, pk=account.pk).update(last_seen_at=now)
+    account.last_seen_at = now
+    return True
