@@ -19,10 +19,8 @@ Stages, in the order a message goes through them:
 - ``ai``: the AI turn, from its start to its end (``AITurn.finished_at``): context, billing
   reservation, the provider call, the reply queued.
 - ``send``: the reply queued (``Message.created_at``) to the platform call starting
-  (``call_started_at``, which the claim sets): the send task's queue wait, order and rate
-  checks, the claim.
-- ``platform``: the platform's send call (from the claim: the "sending" push and building the
-  request count here).
+  (``call_started_at``): the send task's queue wait, order and rate checks, the claim.
+- ``platform``: the platform's send call.
 """
 
 from __future__ import annotations

@@ -14,9 +14,8 @@ machine's clock):
 The stages add up to the end-to-end time. Details printed besides: ``ai`` split into the AI
 provider call (``AITurn.latency_ms``) and our own time around it (``ai_own``: context, billing,
 the reply queued); ``send`` split into the send task's queue wait (``AITurn.finished_at`` ->
-``claimed_at``) and our own time from the claim to the platform call (``send_own``; 0 since the
-claim sets ``call_started_at``, issue 19: the push and building the request count in
-``platform``). The same stages feed ``/metrics`` (``apps.core.stages``).
+``claimed_at``) and our own time from the claim to the platform call (``send_own``). The same
+stages feed ``/metrics`` (``apps.core.stages``).
 
 Queue waits grow with the backlog; they show where messages wait, not what is slow. What is
 slow is named from the worker time per message: processing + ai_own + the provider call +

@@ -1,6 +1,6 @@
 """The outbound delivery's statements (issue 19): the message loaded with its order check, the
-claim marking the call's start, ``sent`` with its ledger and call log rows, and what still holds
-when metering fails."""
+claim, the call's start marked just before the platform call, ``sent`` with its ledger and call
+log rows, and what still holds when metering fails."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _send_calls(account) -> int:
 
 
 @requires_postgres
-def test_a_delivery_is_four_statements_on_postgresql(
+def test_a_delivery_is_five_statements_on_postgresql(
     online_account, gewe, django_capture_on_commit_callbacks
 ):
     first = _queued(online_account, django_capture_on_commit_callbacks, "warm")
@@ -56,8 +56,9 @@ def test_a_delivery_is_four_statements_on_postgresql(
     with CaptureQueriesContext(connection) as queries:
         assert outbound_deliver(org_id=message.org_id, message_id=message.pk) == "sent"
     statements = [q["sql"] for q in queries.captured_queries if not _SAVEPOINT.match(q["sql"])]
-    # load + order check, claim, sent + ledger + sums + call log, the contact's next message
-    assert len(statements) == 4, statements
+    # load + order check, claim, call started, sent + ledger + sums + call log, the contact's
+    # next message
+    assert len(statements) == 5, statements
     message.refresh_from_db()
     assert message.status == Message.Status.SENT and message.platform_msg_id
     assert CostLedger.objects.filter(request_id=f"wechat-send-{message.pk}").count() == 1
@@ -66,7 +67,7 @@ def test_a_delivery_is_four_statements_on_postgresql(
     assert len(gewe.sent) == 2
 
 
-def test_the_claim_marks_the_call_started(
+def test_the_call_is_marked_started_just_before_the_platform_call(
     online_account, gewe, django_capture_on_commit_callbacks, monkeypatch
 ):
     message = _queued(online_account, django_capture_on_commit_callbacks)
@@ -84,7 +85,27 @@ def test_the_claim_marks_the_call_started(
     row = seen["row"]
     assert row["status"] == Message.Status.SENDING
     # A worker killed from here on is treated as "the platform may have sent it".
-    assert row["call_started_at"] is not None and row["call_started_at"] == row["claimed_at"]
+    assert row["call_started_at"] is not None and row["call_started_at"] >= row["claimed_at"]
+
+
+def test_a_worker_killed_between_the_claim_and_the_call_is_requeued(
+    online_account, gewe, django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    settings.WECHAT_SEND_AMBIGUOUS_POLICY = "at_most_once"
+    message = _queued(online_account, django_capture_on_commit_callbacks)
+
+    def killed_at_the_push(msg):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(delivery, "_push_status", killed_at_the_push)
+    with pytest.raises(SystemExit):
+        outbound_deliver(org_id=message.org_id, message_id=message.pk)
+    monkeypatch.undo()
+    later = timezone.now() + timedelta(seconds=settings.WECHAT_SEND_LEASE_SECONDS + 1)
+    result = outbound.outbound_recover(org=online_account.org, now=later)
+    assert result.requeued == 1 and result.failed_unknown == 0
+    # Nothing had reached the platform, so the re-queued message is sent, once.
+    assert len(gewe.sent) == 1
 
 
 def test_a_worker_killed_after_the_claim_is_not_resent(

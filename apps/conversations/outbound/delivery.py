@@ -243,15 +243,12 @@ def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
         )
         return DeliveryResult("rate_limited", wait)
 
-    # The claim also marks ``call_started_at``: from here on the platform call may happen, and
-    # a worker that dies before finishing is never re-sent blindly (see recovery). Only the
-    # "sending" push and building the request run between the claim and the call.
     now = timezone.now()
     claim = {
         "status": Message.Status.SENDING,
         "claimed_at": now,
         "lease_expires_at": now + timedelta(seconds=settings.WECHAT_SEND_LEASE_SECONDS),
-        "call_started_at": now,
+        "call_started_at": None,
         "attempts": message.attempts + 1,
         "updated_at": now,
     }
@@ -272,6 +269,14 @@ def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
         return DeliveryResult("skipped")
     _apply(message, claim)
 
+    # From here on the platform call may happen: a worker that dies before finishing is never
+    # re-sent blindly (recovery reads ``call_started_at``). Kept as its own statement, just
+    # before the call, so a worker killed between the claim and here is simply re-queued.
+    call_started = timezone.now()
+    Message.objects.filter(org_id=org_id, pk=message_id, status=Message.Status.SENDING).update(
+        call_started_at=call_started
+    )
+    message.call_started_at = call_started
     stage_observe_since("send", message.created_at)
     recorder = call_log_recorder(
         org_id=org_id,
@@ -281,7 +286,7 @@ def outbound_deliver(*, org_id: int, message_id: int) -> DeliveryResult:
     )
     try:
         sent = _platform_send(message, recorder)
-        stage_observe_since("platform", now)
+        stage_observe_since("platform", call_started)
     except client_errors.AccountOffline as exc:
         _flush_calls(recorder)
         # The platform refused: nothing was sent. Wait for the re-login.
