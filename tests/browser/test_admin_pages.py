@@ -76,11 +76,12 @@ def test_staff_manager_logs_in_and_every_admin_page_renders(live_server, org):
     BudgetFactory(org=org)
 
     with browser_page() as page:
-        _login(page, live_server, manager)
+        console_login(page, live_server, manager)
         _visit_all(page, live_server)
 
 
-def _login(page, live_server, user) -> None:
+def console_login(page, live_server, user) -> None:
+    """Sign ``user`` in through the console's login form (the default test password)."""
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("input[name=username]", user.email)
     page.fill("input[name=password]", DEFAULT_PASSWORD)
@@ -109,7 +110,7 @@ def test_another_organisations_rows_are_not_on_the_page(live_server, org, other_
     WeChatAccountFactory(org=other_org, name="Their Device")
 
     with browser_page() as page:
-        _login(page, live_server, manager)
+        console_login(page, live_server, manager)
         page.goto(f"{live_server.url}/admin/wechat_accounts/wechataccount/")
         text = page.inner_text("body")
     assert "Our Device" in text
@@ -121,7 +122,7 @@ def test_admin_speaks_simplified_chinese(live_server, org):
     MembershipFactory(org=org, user=manager, role=Role.MANAGER)
 
     with browser_page("zh-hans") as page:
-        _login(page, live_server, manager)
+        console_login(page, live_server, manager)
         assert "AI 销售助手" in page.inner_text("body")
         page.goto(f"{live_server.url}/admin/billing/costledger/usage/")
         assert "用量" in page.inner_text("body")
@@ -133,7 +134,7 @@ def test_the_moment_form_is_fields_in_chinese_not_json(live_server, org):
     WeChatAccountFactory(org=org, name="销售一号")
 
     with browser_page("zh-hans") as page:
-        _login(page, live_server, manager)
+        console_login(page, live_server, manager)
         page.goto(f"{live_server.url}/admin/wechat_accounts/momentpost/add/")
         page.wait_for_load_state("networkidle")
         body = page.inner_text("body")
@@ -164,7 +165,7 @@ def test_uploads_and_sop_steps_with_a_file_in_chinese(live_server, org):
     screenshots.mkdir(parents=True, exist_ok=True)
 
     with browser_page("zh-hans") as page:
-        _login(page, live_server, agent)
+        console_login(page, live_server, agent)
         page.goto(f"{live_server.url}/admin/media/mediafile/add/")
         page.wait_for_load_state("networkidle")
         body = page.inner_text("body")
@@ -173,7 +174,7 @@ def test_uploads_and_sop_steps_with_a_file_in_chinese(live_server, org):
         assert page.errors == []
 
     with browser_page("zh-hans") as page:
-        _login(page, live_server, manager)
+        console_login(page, live_server, manager)
         page.goto(f"{live_server.url}/admin/sop/sopplan/{plan.pk}/change/")
         page.wait_for_load_state("networkidle")
         assert page.locator("select[name$='-media_file']").count() >= 1

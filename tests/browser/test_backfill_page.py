@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from apps.conversations.models import AnalysisBackfill
 from apps.orgs.models import Role
-from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
-from tests.browser.test_admin_pages import browser_page
+from tests.accounts.factories import UserFactory
+from tests.browser.test_admin_pages import browser_page, console_login
 from tests.browser.test_console import _shot_dirs
 from tests.orgs.factories import MembershipFactory
 
@@ -53,11 +53,7 @@ def test_an_admin_follows_and_requests_backfills(live_server, org):
     MembershipFactory(org=org, user=user, role=Role.ADMIN)
 
     with browser_page("zh-hans") as page:
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("input[name=username]", user.email)
-        page.fill("input[name=password]", DEFAULT_PASSWORD)
-        page.click("#login-form button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/admin/")
+        console_login(page, live_server, user)
         page.goto(f"{live_server.url}/admin/conversations/analysisbackfill/")
         listing = page.inner_text("body")
         for directory in _shot_dirs():

@@ -15,7 +15,7 @@ from django.utils import translation
 
 from apps.orgs.models import Role
 from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
-from tests.browser.test_admin_pages import browser_page
+from tests.browser.test_admin_pages import browser_page, console_login
 from tests.console.test_chinese import CODE_WORDS, FORBIDDEN
 from tests.console.test_roles import (
     OPTIONAL_ITEMS,
@@ -119,21 +119,13 @@ def test_the_home_page_updates_when_a_customer_waits(live_server, org, populated
     user = UserFactory(email="live@example.com", default_org=org)
     MembershipFactory(org=org, user=user, role=Role.MANAGER)
     with browser_page("zh-hans") as page:
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("input[name=username]", user.email)
-        page.fill("input[name=password]", DEFAULT_PASSWORD)
-        page.click("#login-form button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/admin/")
+        console_login(page, live_server, user)
         assert page.inner_text("[data-value=waiting-count]") == "1"
         cards_url = page.get_attribute("#console-dashboard", "data-cards-url")
         assert cards_url
     Conversation.objects.filter(org=org).update(status=Conversation.Status.RESOLVED)
     with browser_page("zh-hans") as page:
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("input[name=username]", user.email)
-        page.fill("input[name=password]", DEFAULT_PASSWORD)
-        page.click("#login-form button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/admin/")
+        console_login(page, live_server, user)
         html = page.evaluate(
             "async (url) => (await fetch(url, {credentials: 'same-origin'})).text()", cards_url
         )

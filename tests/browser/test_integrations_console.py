@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from apps.orgs.models import Role
-from tests.accounts.factories import DEFAULT_PASSWORD, UserFactory
-from tests.browser.test_admin_pages import browser_page
+from tests.accounts.factories import UserFactory
+from tests.browser.test_admin_pages import browser_page, console_login
 from tests.browser.test_console import _shot_dirs
 from tests.fixtures_simulators import SIM_GEWE_TOKEN
 from tests.integrations.factories import AIAppFactory, PlatformConnectionFactory
@@ -33,11 +33,7 @@ def test_an_admin_restarts_a_connection_from_the_list(live_server, org, simulato
     MembershipFactory(org=org, user=user, role=Role.ADMIN)
 
     with browser_page("zh-hans") as page:
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("input[name=username]", user.email)
-        page.fill("input[name=password]", DEFAULT_PASSWORD)
-        page.click("#login-form button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/admin/")
+        console_login(page, live_server, user)
         page.goto(f"{live_server.url}/admin/integrations/platformconnection/")
         page.check(f"input[name=_selected_action][value='{connection.id}']")
         page.select_option("select[name=action]", "restart_connections")
@@ -59,11 +55,7 @@ def test_an_admin_sets_the_output_cap_variable_without_json(live_server, org):
     MembershipFactory(org=org, user=user, role=Role.ADMIN)
 
     with browser_page("zh-hans") as page:
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("input[name=username]", user.email)
-        page.fill("input[name=password]", DEFAULT_PASSWORD)
-        page.click("#login-form button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/admin/")
+        console_login(page, live_server, user)
         page.goto(f"{live_server.url}/admin/integrations/aiapp/{app.id}/change/")
         form_text = page.inner_text("#aiapp_form")
         page.fill("input[name=max_tokens_variable]", "answer cap!")
