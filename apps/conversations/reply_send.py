@@ -85,6 +85,7 @@ def send_reply(
             at_wxids=at_wxids if index == 0 else None,
             message_fields=fields,
             touch_conversation=touch_conversation,
+            push_queued=False,  # new_message below carries the queued message
         )
         push_new_message(message, conversation)
         messages.append(message)

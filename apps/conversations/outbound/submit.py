@@ -105,6 +105,7 @@ def send(
     duration_s: int = 0,
     message_fields: dict[str, Any] | None = None,
     touch_conversation: bool = True,
+    push_queued: bool = True,
 ) -> Message:
     """Queue one outbound message and return it at once (state ``queued``).
 
@@ -122,7 +123,8 @@ def send(
     recipient when the wxid matches, and a used ``client_msg_id`` is found by the insert's
     unique constraint instead of a lookup first. ``message_fields`` are stored with the message
     (AI usage); ``touch_conversation=False`` leaves the conversation's new ``last_message_at``
-    on the object for the caller's own save.
+    on the object for the caller's own save. ``push_queued=False``: the caller pushes the new
+    message itself (``new_message`` carries its ``queued`` state), so no status push.
     """
     if account.org_id != org.pk:
         raise NotFoundError(_("WeChat account not found."))
@@ -229,7 +231,8 @@ def send(
         Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
     else:
         conversation.last_message_at = now  # the caller saves it
-    _push_status(message)
+    if push_queued:
+        _push_status(message)
     countdown, human = human_delay(account), True
     if not_before and not_before > now:
         countdown, human = max(countdown, (not_before - now).total_seconds()), False
