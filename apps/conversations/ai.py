@@ -251,7 +251,10 @@ def _turn_get_or_create(
                 conversation=conversation, last_message=last, **fields
             ), True
     except IntegrityError:
-        return AITurn.objects.get(conversation=conversation, last_message=last), False
+        turn = AITurn.objects.filter(conversation=conversation, last_message=last).first()
+        if turn is None:  # another constraint failed: not a re-run
+            raise
+        return turn, False
 
 
 def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
