@@ -257,12 +257,42 @@ def _turn_get_or_create(
         return turn, False
 
 
-def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
-    conversation = (
-        Conversation.objects.select_related("org", "account", "account__org", "contact")
-        .filter(org_id=org_id, pk=conversation_id)
-        .first()
+_TURN_RELATED = ("org", "account", "account__org", "contact")
+
+
+def _conversation_and_pending(
+    org_id: int, conversation_id: int
+) -> tuple[Conversation | None, list[Message]]:
+    """The conversation (with its org, account and contact) and its pending messages, oldest
+    first: one statement when messages are pending (the conversation is joined to them), the
+    conversation alone otherwise."""
+    pending = list(
+        Message.objects.select_related(*(f"conversation__{name}" for name in _TURN_RELATED))
+        .filter(
+            org_id=org_id,
+            conversation_id=conversation_id,
+            conversation__org_id=org_id,
+            direction=Message.Direction.INBOUND,
+            triggers_ai=True,
+            id__gt=F("conversation__ai_answered_message_id"),
+        )
+        .order_by("id")
     )
+    if not pending:
+        conversation = (
+            Conversation.objects.select_related(*_TURN_RELATED)
+            .filter(org_id=org_id, pk=conversation_id)
+            .first()
+        )
+        return conversation, []
+    conversation = pending[0].conversation
+    for message in pending:
+        message.conversation = conversation  # one instance, as pending_messages() would give
+    return conversation, pending
+
+
+def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
+    conversation, pending = _conversation_and_pending(org_id, conversation_id)
     if conversation is None or conversation.account is None or conversation.contact is None:
         return "missing"
     now = timezone.now()
@@ -270,7 +300,6 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
         conversation.save(update_fields=["mode", "ai_paused_until", "handoff_reason", "updated_at"])
     if conversation.mode != Conversation.Mode.AI:
         return "human"
-    pending = list(pending_messages(conversation))
     if not pending:
         return "nothing"
     batch, more = _batch(conversation, pending)
