@@ -38,7 +38,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.conversations import failover, group_names, sessions
@@ -160,13 +161,17 @@ def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
     finally:
         lock.release()
     if outcome in ("answered", "drafted", "off", "duplicate", "taken_over"):
-        conversation = Conversation.objects.filter(org_id=org_id, pk=conversation_id).first()
-        if (
-            conversation is not None
-            and conversation.mode == Conversation.Mode.AI
-            and pending_messages(conversation).exists()
-        ):
-            # Messages arrived during the turn: answer them in the next one.
+        # Messages arrived during the turn (one statement: the conversation's mode and pointer
+        # are joined): answer them in the next one.
+        arrived = Message.objects.filter(
+            org_id=org_id,
+            conversation_id=conversation_id,
+            conversation__mode=Conversation.Mode.AI,
+            direction=Message.Direction.INBOUND,
+            triggers_ai=True,
+            id__gt=F("conversation__ai_answered_message_id"),
+        )
+        if arrived.exists():
             schedule_turn(org_id=org_id, conversation_id=conversation_id)
     return outcome
 
@@ -235,12 +240,59 @@ def _batch(conversation: Conversation, pending: list[Message]) -> tuple[list[Mes
     return batch, False
 
 
-def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
-    conversation = (
-        Conversation.objects.select_related("org", "account", "account__org", "contact")
-        .filter(org_id=org_id, pk=conversation_id)
-        .first()
+def _turn_get_or_create(
+    conversation: Conversation, last: Message, **fields: Any
+) -> tuple[AITurn, bool]:
+    """The turn keyed by (conversation, last message), inserted first: a new turn (the usual
+    case) costs one statement; the unique pair finds the existing one of a re-run."""
+    try:
+        with transaction.atomic():
+            return AITurn.objects.create(
+                conversation=conversation, last_message=last, **fields
+            ), True
+    except IntegrityError:
+        turn = AITurn.objects.filter(conversation=conversation, last_message=last).first()
+        if turn is None:  # another constraint failed: not a re-run
+            raise
+        return turn, False
+
+
+_TURN_RELATED = ("org", "account", "account__org", "contact")
+
+
+def _conversation_and_pending(
+    org_id: int, conversation_id: int
+) -> tuple[Conversation | None, list[Message]]:
+    """The conversation (with its org, account and contact) and its pending messages, oldest
+    first: one statement when messages are pending (the conversation is joined to them), the
+    conversation alone otherwise."""
+    pending = list(
+        Message.objects.select_related(*(f"conversation__{name}" for name in _TURN_RELATED))
+        .filter(
+            org_id=org_id,
+            conversation_id=conversation_id,
+            conversation__org_id=org_id,
+            direction=Message.Direction.INBOUND,
+            triggers_ai=True,
+            id__gt=F("conversation__ai_answered_message_id"),
+        )
+        .order_by("id")
     )
+    if not pending:
+        conversation = (
+            Conversation.objects.select_related(*_TURN_RELATED)
+            .filter(org_id=org_id, pk=conversation_id)
+            .first()
+        )
+        return conversation, []
+    conversation = pending[0].conversation
+    for message in pending:
+        message.conversation = conversation  # one instance, as pending_messages() would give
+    return conversation, pending
+
+
+def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
+    conversation, pending = _conversation_and_pending(org_id, conversation_id)
     if conversation is None or conversation.account is None or conversation.contact is None:
         return "missing"
     now = timezone.now()
@@ -248,7 +300,6 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
         conversation.save(update_fields=["mode", "ai_paused_until", "handoff_reason", "updated_at"])
     if conversation.mode != Conversation.Mode.AI:
         return "human"
-    pending = list(pending_messages(conversation))
     if not pending:
         return "nothing"
     batch, more = _batch(conversation, pending)
@@ -259,42 +310,51 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
         return "merging"
     is_group = conversation.contact.kind == "group"
     member_wxid = last.sender_wxid[:128] if is_group else ""
-    turn, _created = AITurn.objects.get_or_create(
-        conversation=conversation,
-        last_message=last,
-        defaults={
-            "org_id": org_id,
-            "question": _question(conversation, batch)[:10000],
-            "member_wxid": member_wxid,
-        },
+    # Mode and apps first (reads only), so a new turn is inserted with its lease, attempt and
+    # app in one statement.
+    mode = reply_mode_for(conversation)
+    apps = [] if mode == "off" else failover.ai_apps_for(conversation)
+    lease = {
+        "attempts": 1,
+        "lease_until": now + timedelta(seconds=settings.CONVERSATION_AI_TURN_LEASE_SECONDS),
+    }
+    if apps:
+        lease["ai_app"] = apps[0]
+    turn, created = _turn_get_or_create(
+        conversation,
+        last,
+        org_id=org_id,
+        question=_question(conversation, batch)[:10000],
+        member_wxid=member_wxid,
+        **lease,
     )
-    if _created:
+    if created:
         stage_observe_since("queue_ai", last.created_at)
     if turn.status != AITurn.Status.RUNNING:
         Conversation.objects.filter(pk=conversation.pk, ai_answered_message_id__lt=last.pk).update(
             ai_answered_message_id=last.pk
         )
         return "duplicate"
-    AITurn.objects.filter(pk=turn.pk).update(
-        attempts=turn.attempts + 1,
-        lease_until=now + timedelta(seconds=settings.CONVERSATION_AI_TURN_LEASE_SECONDS),
-    )
+    if not created:  # a re-run (worker killed, task redelivered): one more attempt
+        lease["attempts"] = turn.attempts + 1
+        AITurn.objects.filter(pk=turn.pk).update(**lease)
+    renewed_at = [time.monotonic()]
 
     def heartbeat() -> None:
         lock.extend()
-        turn_lease_renew(turn.pk)
+        # The lease was just set: renew it only once a third of it has run out.
+        if time.monotonic() - renewed_at[0] >= settings.CONVERSATION_AI_TURN_LEASE_SECONDS / 3:
+            turn_lease_renew(turn.pk)
+            renewed_at[0] = time.monotonic()
 
-    mode = reply_mode_for(conversation)
     if mode == "off":
         Conversation.objects.filter(pk=conversation.pk, ai_answered_message_id__lt=last.pk).update(
             ai_answered_message_id=last.pk
         )
         _finish_turn(turn, AITurn.Status.SKIPPED, error="reply mode off")
         return "off"
-    apps = failover.ai_apps_for(conversation)
     if not apps:
         return _handoff(conversation, turn, last, HandoffReason.NO_AI_APP)
-    AITurn.objects.filter(pk=turn.pk).update(ai_app=apps[0])
     _status(conversation, "thinking", turn_id=turn.pk)
 
     member_name = ""
@@ -434,6 +494,8 @@ def _deliver(conversation, turn, last, outcome, *, mode, member_wxid, member_nam
     }
     with transaction.atomic():
         locked = conversation_locked(conversation.org_id, conversation.pk)
+        locked.org = conversation.org  # read at the turn's start; the lock is the row's
+        touched = ["ai_answered_message_id", "ai_conversation_id", "ai_last_activity_at"]
         if locked.mode != Conversation.Mode.AI:
             # A person took over while the AI was thinking: their word wins.
             _finish_turn(
@@ -466,20 +528,15 @@ def _deliver(conversation, turn, last, outcome, *, mode, member_wxid, member_nam
                     "ai_output_tokens": result.output_tokens,
                     "ai_cost": cost,
                 },
+                touch_conversation=False,  # saved with the AI fields below, one UPDATE
             )
+            touched.append("last_message_at")
             status = AITurn.Status.ANSWERED
         locked.ai_answered_message_id = max(locked.ai_answered_message_id, last.pk)
         if result.provider_conversation_id and not member_wxid:
             locked.ai_conversation_id = result.provider_conversation_id[:250]
         locked.ai_last_activity_at = now
-        locked.save(
-            update_fields=[
-                "ai_answered_message_id",
-                "ai_conversation_id",
-                "ai_last_activity_at",
-                "updated_at",
-            ]
-        )
+        locked.save(update_fields=[*touched, "updated_at"])
         _finish_turn(
             turn,
             status,

@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.conversations import ai_app_cache
 from apps.conversations.models import AITurn, Conversation
 from apps.integrations.breaker import OPEN, breaker_for
 from apps.integrations.clients import errors as client_errors
@@ -39,43 +40,21 @@ _NOT_APP_FAILURES = (client_errors.ConcurrencyTimeout, client_errors.ContentBloc
 
 
 def ai_apps_for(conversation: Conversation) -> list:
-    """The enabled reply apps of the conversation, in failover order."""
-    from apps.integrations.models import AIApp
-    from apps.wechat_accounts.models import AccountAIApp
-
-    org_id = conversation.org_id
+    """The enabled reply apps of the conversation, in failover order (the lists and rows from
+    the per-process ``ai_app_cache``)."""
+    entry = ai_app_cache.app_lists(conversation.org_id)
     candidates: list[int] = []
     if conversation.ai_app_id:
         candidates.append(conversation.ai_app_id)
     account = conversation.account
     if account is not None:
-        listed = list(
-            AccountAIApp.objects.filter(org_id=org_id, account=account)
-            .order_by("position", "id")
-            .values_list("ai_app_id", flat=True)
-        )
+        listed = entry.account_app_ids(account.pk)
         candidates += listed
         if not listed and account.default_ai_app_id:
             candidates.append(account.default_ai_app_id)
-    org_apps = list(
-        AIApp.objects.filter(org_id=org_id, purpose=AIApp.Purpose.REPLY, enabled=True)
-        .filter(is_default=True)
-        .values_list("id", flat=True)
-    ) + list(
-        AIApp.objects.filter(
-            org_id=org_id,
-            purpose=AIApp.Purpose.REPLY,
-            enabled=True,
-            failover_position__isnull=False,
-        )
-        .order_by("failover_position", "id")
-        .values_list("id", flat=True)
-    )
-    candidates += org_apps
+    candidates += entry.org_app_ids()
     ordered = list(dict.fromkeys(candidates))
-    apps = {
-        app.pk: app for app in AIApp.objects.filter(org_id=org_id, pk__in=ordered, enabled=True)
-    }
+    apps = entry.enabled_apps(ordered)
     return [apps[pk] for pk in ordered if pk in apps]
 
 

@@ -45,9 +45,12 @@ def send_reply(
     mention_name: str = "",
     ai_app=None,
     message_fields: dict | None = None,
+    touch_conversation: bool = True,
 ) -> list[Message]:
     """Queue ``text`` to the conversation's contact (call inside a transaction holding the
-    conversation's row lock). ``message_fields`` go on the first message (AI usage)."""
+    conversation's row lock). ``message_fields`` go on the first message (AI usage), inserted
+    with it. ``touch_conversation=False``: the caller saves the conversation's new
+    ``last_message_at`` (set on ``conversation``) with its own update."""
     from apps.conversations.ai import split_reply
     from apps.conversations.outbound import send
     from apps.conversations.services import push_new_message
@@ -64,6 +67,11 @@ def send_reply(
         chunks[0] = mention_prefix(mention_name or mention_wxid) + chunks[0]
     messages = []
     for index, chunk in enumerate(chunks):
+        fields = {}
+        if ai_app is not None:
+            fields["ai_app"] = ai_app
+        if index == 0 and message_fields:
+            fields.update(message_fields)
         message = send(
             org=conversation.org,
             account=conversation.account,
@@ -75,16 +83,10 @@ def send_reply(
             client_msg_id=f"{key_prefix}:{index}",
             conversation=conversation,
             at_wxids=at_wxids if index == 0 else None,
+            message_fields=fields,
+            touch_conversation=touch_conversation,
+            push_queued=False,  # new_message below carries the queued message
         )
-        fields = {}
-        if ai_app is not None:
-            fields["ai_app"] = ai_app
-        if index == 0 and message_fields:
-            fields.update(message_fields)
-        if fields:
-            Message.objects.filter(pk=message.pk).update(**fields)
-            for name, value in fields.items():
-                setattr(message, name, value)
         push_new_message(message, conversation)
         messages.append(message)
     return messages

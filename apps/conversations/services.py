@@ -218,8 +218,7 @@ def inbound_message_record(
         wxid=inbound.chat_wxid,
         kind=Contact.Kind.GROUP if inbound.is_group else None,
     )
-    conversation = outbound.conversation_for(org=org, account=account, contact=contact)
-    conversation = conversation_locked(org, conversation.pk)
+    conversation = outbound.conversation_for_locked(org=org, account=account, contact=contact)
     kind = inbound.kind if inbound.kind in Message.Kind.values else Message.Kind.OTHER
     is_system = kind == Message.Kind.SYSTEM
     if inbound.self_sent:

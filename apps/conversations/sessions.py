@@ -15,7 +15,7 @@ import zlib
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from apps.conversations import ai_settings
@@ -77,56 +77,44 @@ def session_touch(
     ai_app,
     provider_conversation_id: str | None,
     now: datetime | None = None,
-) -> AISession:
-    """Record a turn answered in this session (a new provider id starts a new session)."""
+) -> None:
+    """Record a turn answered in this session (a new provider id starts a new session): one
+    ``UPDATE`` when the session exists (its ``CASE`` reads the row's old provider id)."""
     now = now or timezone.now()
     provider_id = (provider_conversation_id or "")[:250]
+    new_session = ~Q(provider_conversation_id=provider_id)
+    rows = AISession.objects.filter(
+        org_id=conversation.org_id,
+        conversation=conversation,
+        member_wxid=member_wxid,
+        ai_app=ai_app,
+    )
     for _attempt in range(2):
-        with transaction.atomic():
-            session = (
-                AISession.objects.select_for_update()
-                .filter(
+        if rows.update(
+            started_at=Case(When(new_session, then=Value(now)), default=F("started_at")),
+            turns=Case(When(new_session, then=Value(1)), default=F("turns") + 1),
+            provider_conversation_id=provider_id,
+            state=AISession.State.ACTIVE,
+            last_activity_at=now,
+            updated_at=now,
+        ):
+            return
+        try:
+            with transaction.atomic():
+                AISession.objects.create(
                     org_id=conversation.org_id,
                     conversation=conversation,
-                    member_wxid=member_wxid,
+                    member_wxid=member_wxid[:128],
                     ai_app=ai_app,
+                    provider_conversation_id=provider_id,
+                    state=AISession.State.ACTIVE,
+                    started_at=now,
+                    last_activity_at=now,
+                    turns=1,
                 )
-                .first()
-            )
-            if session is None:
-                try:
-                    with transaction.atomic():
-                        return AISession.objects.create(
-                            org_id=conversation.org_id,
-                            conversation=conversation,
-                            member_wxid=member_wxid[:128],
-                            ai_app=ai_app,
-                            provider_conversation_id=provider_id,
-                            state=AISession.State.ACTIVE,
-                            started_at=now,
-                            last_activity_at=now,
-                            turns=1,
-                        )
-                except IntegrityError:
-                    continue  # created concurrently: update it on the next pass
-            if provider_id != session.provider_conversation_id:
-                session.started_at = now
-                session.turns = 0
-            session.provider_conversation_id = provider_id
-            session.state = AISession.State.ACTIVE
-            session.last_activity_at = now
-            session.turns += 1
-            session.save(
-                update_fields=[
-                    "provider_conversation_id",
-                    "state",
-                    "started_at",
-                    "last_activity_at",
-                    "turns",
-                    "updated_at",
-                ]
-            )
-            return session
+                return
+        except IntegrityError:
+            continue  # created concurrently: update it on the next pass
     raise RuntimeError("could not record the AI session")  # pragma: no cover
 
 

@@ -5,8 +5,9 @@ A running turn holds two leases, both short and renewed while its worker works:
 - the conversation's Redis lock (``CONVERSATION_AI_LOCK_SECONDS``), renewed every third of
   its lifetime by a background thread for as long as the turn runs (``renewing``), so a killed
   worker's conversation is free again within seconds, however long a healthy AI call takes;
-- ``AITurn.lease_until`` (``CONVERSATION_AI_TURN_LEASE_SECONDS``), renewed from the worker at
-  each step of the turn (start, before each AI app call), so the database says which
+- ``AITurn.lease_until`` (``CONVERSATION_AI_TURN_LEASE_SECONDS``), set with the turn's start
+  and renewed from the worker before each AI app call once a third of it has run out (one
+  statement less per turn when the first call follows the start), so the database says which
   turns nobody looks after.
 
 ``ai_turns_recover`` (run by the periodic ``core_loop_recover``) takes the turns still

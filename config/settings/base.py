@@ -723,6 +723,10 @@ CONVERSATION_AI_RECOVER_SECONDS = env.int("CONVERSATION_AI_RECOVER_SECONDS", def
 # recovery, or closed with a reason after CONVERSATION_AI_TURN_MAX_LOST lost attempts.
 CONVERSATION_AI_TURN_LEASE_SECONDS = env.float("CONVERSATION_AI_TURN_LEASE_SECONDS", default=20)
 CONVERSATION_AI_TURN_MAX_LOST = env.int("CONVERSATION_AI_TURN_MAX_LOST", default=5)
+# Longest a process keeps an organisation's reply app lists cached for the AI turn (each turn
+# also checks a Redis token that every AIApp / AccountAIApp write changes; see
+# apps/conversations/ai_app_cache).
+CONVERSATION_AI_APP_CACHE_SECONDS = env.int("CONVERSATION_AI_APP_CACHE_SECONDS", default=60)
 # --- AI failover, drafts, group sessions, lifecycle (issue 17, conversations) ------------------
 # Per AI app: attempts and exponential backoff base (seed 004: 3 attempts, 5 s) before the turn
 # fails over to the next app of the account's / organisation's list.

@@ -14,9 +14,11 @@ from apps.conversations import ai
 from apps.conversations.models import AITurn, Conversation, Message
 from apps.conversations.services import conversation_handoff
 from apps.core import events
+from apps.integrations import webhooks
+from apps.integrations.models import WebhookEvent
 from apps.integrations.simulators.gewe import MENTION_END
 from tests.billing.factories import BudgetFactory
-from tests.conversations.helpers import ai_app, deliver
+from tests.conversations.helpers import ai_app, deliver, post_webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -435,3 +437,15 @@ def test_stale_history_is_stored_not_answered(
     payload["Data"]["CreateTime"] = int(timezone.now().timestamp()) - 3600
     deliver(account.connection, payload, django_capture_on_commit_callbacks)
     assert Message.objects.get().triggers_ai is False and gewe.sent == []
+
+
+def test_a_turn_for_another_organisation_finds_nothing_pending(
+    account, reply_app, gewe, other_org, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):  # stored, not processed yet
+        assert post_webhook(account.connection, text(gewe, account, "在吗")).status_code == 200
+    webhooks.webhook_event_process(event_id=WebhookEvent.objects.get().pk)  # turn not run
+    conversation = Conversation.objects.get()
+    assert conversation.messages.filter(triggers_ai=True).exists()
+    assert ai.ai_turn_run(org_id=other_org.pk, conversation_id=conversation.pk) == "missing"
+    assert AITurn.objects.count() == 0 and gewe.sent == []

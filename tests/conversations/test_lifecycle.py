@@ -167,3 +167,25 @@ def test_drafts_expire_in_the_beat_task(org, conversation, dify_app):
         assert conversations_lifecycle()["drafts_expired"] == 1
     draft.refresh_from_db()
     assert draft.status == "expired"
+
+
+def test_touching_a_session_counts_its_turns_in_one_statement(
+    org, conversation, dify_app, django_assert_num_queries
+):
+    sessions.session_touch(
+        conversation, member_wxid="", ai_app=dify_app, provider_conversation_id="c"
+    )
+    started = AISession.objects.get(conversation=conversation).started_at
+    with django_assert_num_queries(1):
+        sessions.session_touch(
+            conversation, member_wxid="", ai_app=dify_app, provider_conversation_id="c"
+        )
+    session = AISession.objects.get(conversation=conversation)
+    assert (session.turns, session.started_at, session.state) == (2, started, "active")
+    # A new provider id starts a new session.
+    sessions.session_touch(
+        conversation, member_wxid="", ai_app=dify_app, provider_conversation_id="d"
+    )
+    session.refresh_from_db()
+    assert (session.turns, session.provider_conversation_id) == (1, "d")
+    assert session.started_at > started

@@ -31,8 +31,17 @@ _SAVEPOINT = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT
 # start mark just before the platform call, sent + ledger + sums + the call log row in one
 # statement, the contact's next queued message; last_seen_at is written at most once a
 # minute): 49. SQLite 59 -> 55.
-# Issue 19's goal is 30; this bound stops regressions until the rest of the loop is folded.
-MAX_QUERIES_PER_MESSAGE = {"postgresql": 49, "sqlite": 55}
+# Webhook processing and the AI turn folded on 2026-12-05 (h/turnq): 34 on PostgreSQL, 38 on
+# SQLite. PostgreSQL, in order: receive 2 (connection, event insert); processing 9 (claim, chat
+# lock, the event and its chat's older events in one locking select, account, contact, the
+# conversation found and locked in one select, message insert, conversation update, event
+# done); AI turn 12 (the pending messages with their conversation joined, the turn inserted with
+# its attempt, lease and app, history, reserve, integration call, settle, session UPDATE,
+# conversation lock, the reply inserted with its AI fields, conversation update with
+# last_message_at, turn done, the after-turn check in one select; the reply app lists come from
+# a per-process cache); send 11.
+# Both together: TBD.
+MAX_QUERIES_PER_MESSAGE = {"postgresql": 34, "sqlite": 38}
 
 
 def _history(conversation: Conversation, count: int) -> None:

@@ -200,3 +200,29 @@ def test_a_turn_that_starts_clears_its_queued_mark(
     ai._mark_queued(conversation.pk, 0)
     ai.ai_turn_run(org_id=org.id, conversation_id=conversation.pk)
     assert not ai._lock_for(conversation.pk).client.exists(ai._queued_key(conversation.pk))
+
+
+def test_the_lease_set_at_the_start_is_renewed_before_a_later_call_only(
+    org, account, reply_app, gewe, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from apps.integrations.clients import errors as client_errors
+
+    settings.AI_APP_RETRY_BASE_SECONDS = 0
+    settings.CONVERSATION_AI_TURN_LEASE_SECONDS = 0.15  # renewed once 0.05 s have run out
+    renewed: list[int] = []
+    monkeypatch.setattr(ai, "turn_lease_renew", lambda turn_id: renewed.append(turn_id))
+    original, calls = ai._call_app, []
+
+    def slow_then_failing_once(*args, **kwargs):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            time.sleep(0.1)
+            raise client_errors.UpstreamError("the provider's run failed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ai, "_call_app", slow_then_failing_once)
+    _customer_says(account, gewe, django_capture_on_commit_callbacks, "在吗")
+    turn = AITurn.objects.get()
+    assert turn.status == AITurn.Status.ANSWERED and len(calls) == 2
+    # The first call follows the start's lease (no write); the retry comes after a third of it.
+    assert renewed == [turn.pk]

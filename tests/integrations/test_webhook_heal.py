@@ -262,3 +262,21 @@ def store_committed(conn, content: str, **kwargs) -> WebhookEvent:
     finally:
         receive.enqueue_process = original
     return WebhookEvent.objects.order_by("-id").first()
+
+
+@pytest.mark.django_db
+def test_more_older_events_than_the_limit_apply_the_oldest_then_the_event(
+    conn, acct, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr(process, "_OLDER_LIMIT", 2)
+    capture = django_capture_on_commit_callbacks
+    a1, a2, a3, a4 = (store(conn, f"a{n}", capture, from_wxid="wxid_a") for n in range(1, 5))
+    assert webhooks.webhook_event_process(event_id=a4.pk) == WebhookEvent.Status.PROCESSED
+    statuses = dict(WebhookEvent.objects.values_list("id", "status"))
+    assert [statuses[e.pk] for e in (a1, a2, a3, a4)] == [
+        "processed",
+        "processed",
+        "received",
+        "processed",
+    ]
+    assert list(Message.objects.order_by("id").values_list("text", flat=True)) == ["a1", "a2", "a4"]

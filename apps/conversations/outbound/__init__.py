@@ -63,6 +63,7 @@ from apps.conversations.outbound.recovery import (
 )
 from apps.conversations.outbound.submit import (
     conversation_for,
+    conversation_for_locked,
     send,
 )
 
@@ -73,6 +74,7 @@ __all__ = [
     "UNFINISHED",
     "billing_record_send",
     "conversation_for",
+    "conversation_for_locked",
     "enqueue",
     "outbound_deliver",
     "outbound_kick_account",

@@ -60,6 +60,27 @@ def conversation_for(
         return Conversation.objects.get(org=org, account=account, contact=contact)
 
 
+def conversation_for_locked(
+    *, org: Organization, account: WeChatAccount, contact: Contact
+) -> Conversation:
+    """The conversation of (account, contact) under its row lock (lock 4 of
+    ``apps.conversations.locking``), created on first use (race-safe): one statement when it
+    exists. Call inside a transaction; ``account`` and ``contact`` are this transaction's rows
+    and are attached as they are (no join)."""
+    locked = Conversation.objects.select_for_update(of=("self",))
+    conversation = locked.filter(org=org, account=account, contact=contact).first()
+    if conversation is None:
+        try:
+            with transaction.atomic():
+                conversation = Conversation(org=org, account=account, contact=contact)
+                conversation.full_clean(validate_constraints=False)
+                conversation.save()  # this transaction's own row: nobody else can lock it
+        except IntegrityError:  # created concurrently: wait for it like any other writer
+            conversation = locked.get(org=org, account=account, contact=contact)
+    conversation.org, conversation.account, conversation.contact = org, account, contact
+    return conversation
+
+
 @transaction.atomic
 def send(
     *,
@@ -82,6 +103,9 @@ def send(
     conversation: Conversation | None = None,
     media_file=None,
     duration_s: int = 0,
+    message_fields: dict[str, Any] | None = None,
+    touch_conversation: bool = True,
+    push_queued: bool = True,
 ) -> Message:
     """Queue one outbound message and return it at once (state ``queued``).
 
@@ -94,6 +118,13 @@ def send(
     message. ``urgent`` sends ignore quiet hours; ``not_before`` schedules. Raises
     ``ApplicationError`` (400, with field errors) on invalid input, ``NotFoundError`` when the
     account is not this organisation's.
+
+    With ``conversation`` the caller holds the conversation's row lock: its contact is the
+    recipient when the wxid matches, and a used ``client_msg_id`` is found by the insert's
+    unique constraint instead of a lookup first. ``message_fields`` are stored with the message
+    (AI usage); ``touch_conversation=False`` leaves the conversation's new ``last_message_at``
+    on the object for the caller's own save. ``push_queued=False``: the caller pushes the new
+    message itself (``new_message`` carries its ``queued`` state), so no status push.
     """
     if account.org_id != org.pk:
         raise NotFoundError(_("WeChat account not found."))
@@ -124,12 +155,16 @@ def send(
         payload_video = {}
     if account.status in (WeChatAccount.Status.BANNED,):
         raise ConflictError(_("This WeChat account is banned and cannot send."))
-    if client_msg_id:
+    if client_msg_id and conversation is None:
         existing = Message.objects.filter(org=org, client_msg_id=client_msg_id).first()
         if existing is not None:
             return existing
 
-    contact = Contact.objects.filter(org=org, account=account, wxid=to_wxid).first()
+    contact = None
+    if conversation is not None and Conversation.contact.is_cached(conversation):
+        contact = conversation.contact if conversation.contact.wxid == to_wxid else None
+    if contact is None:
+        contact = Contact.objects.filter(org=org, account=account, wxid=to_wxid).first()
     if contact is None:
         contact = contact_upsert(org=org, account=account, wxid=to_wxid, source="outbound")
     if conversation is None:
@@ -165,17 +200,39 @@ def send(
         is_urgent=urgent,
         not_before=not_before,
         client_msg_id=client_msg_id or "",
+        **(message_fields or {}),
     )
-    message.full_clean(validate_constraints=False)
+    # Foreign keys given as loaded rows need no existence query each (the database's foreign
+    # keys still check them on insert).
+    loaded = [
+        name
+        for name, row in (
+            ("org", org),
+            ("conversation", conversation),
+            ("account", account),
+            ("sender_user", sender_user),
+            ("media_file", media_file),
+            ("ai_app", (message_fields or {}).get("ai_app")),
+        )
+        if getattr(row, "pk", None) is not None
+    ]
+    message.full_clean(exclude=loaded, validate_constraints=False)
     try:
         with transaction.atomic():
             message.save()
     except IntegrityError:
-        if client_msg_id:  # a concurrent send with the same key won
-            return Message.objects.get(org=org, client_msg_id=client_msg_id)
-        raise
-    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
-    _push_status(message)
+        existing = None
+        if client_msg_id:  # sent before (a re-run), or a concurrent send with the same key won
+            existing = Message.objects.filter(org=org, client_msg_id=client_msg_id).first()
+        if existing is None:
+            raise
+        return existing
+    if touch_conversation:
+        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
+    else:
+        conversation.last_message_at = now  # the caller saves it
+    if push_queued:
+        _push_status(message)
     countdown, human = human_delay(account), True
     if not_before and not_before > now:
         countdown, human = max(countdown, (not_before - now).total_seconds()), False

@@ -120,17 +120,12 @@ def webhook_event_process(*, event_id: int) -> str:
         with transaction.atomic():
             if order_key:
                 _lock_chat(connection_id, order_key)
-            event = (
-                WebhookEvent.objects.select_for_update(of=("self",))
-                .select_related("connection", "org")
-                .filter(pk=event_id)
-                .first()
-            )
+            older, event = _lock_events(event_id, connection_id, order_key)
             if event is None or event.status != WebhookEvent.Status.RECEIVED:
                 return "skipped"
             event.processing_started_at = started
-            for older in _older_waiting(event):
-                _process_one(older, isolated=True)
+            for waiting in older:
+                _process_one(waiting, isolated=True)
             return _process_one(event, isolated=False)
     except Exception as exc:
         logger.exception("webhook: processing event %s failed", event_id)
@@ -139,25 +134,35 @@ def webhook_event_process(*, event_id: int) -> str:
         raise
 
 
-def _older_waiting(event: WebhookEvent) -> list[WebhookEvent]:
-    """The same chat's older events still waiting (none for events without a chat). The chat
-    lock is held, so no other worker is applying them: the row locks never wait."""
-    if not event.order_key:
-        return []
-    window = timezone.now() - timedelta(seconds=max(settings.WEBHOOK_STUCK_SECONDS, 60) * 10)
-    return list(
-        WebhookEvent.objects.select_for_update(of=("self",))
-        .select_related("connection", "org")
-        .filter(
-            connection_id=event.connection_id,
-            order_key=event.order_key,
-            status=WebhookEvent.Status.RECEIVED,
-            id__lt=event.pk,
-            created_at__gte=window,
-            attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS,
-        )
-        .order_by("id")[:100]
+def _lock_events(
+    event_id: int, connection_id: int, order_key: str
+) -> tuple[list[WebhookEvent], WebhookEvent | None]:
+    """Lock the event and the same chat's older events still waiting (none for events without
+    a chat), ascending id (lock order 2 of ``apps.conversations.locking``), in one statement:
+    (the older ones, the event). The chat lock is held, so no other worker is applying them:
+    the row locks never wait."""
+    locked = WebhookEvent.objects.select_for_update(of=("self",)).select_related(
+        "connection", "org"
     )
+    if not order_key:
+        return [], locked.filter(pk=event_id).first()
+    window = timezone.now() - timedelta(seconds=max(settings.WEBHOOK_STUCK_SECONDS, 60) * 10)
+    waiting = Q(
+        connection_id=connection_id,
+        order_key=order_key,
+        status=WebhookEvent.Status.RECEIVED,
+        id__lt=event_id,
+        created_at__gte=window,
+        attempts__lt=settings.WEBHOOK_MAX_ATTEMPTS,
+    )
+    rows = list(locked.filter(waiting | Q(pk=event_id)).order_by("id")[: _OLDER_LIMIT + 1])
+    if rows and rows[-1].pk == event_id:
+        return rows[:-1], rows[-1]
+    # More than the limit wait: the oldest of them now, the event itself after them.
+    return rows[:_OLDER_LIMIT], locked.filter(pk=event_id).first()
+
+
+_OLDER_LIMIT = 100  # older events applied before the event itself, per run
 
 
 def _process_one(event: WebhookEvent, *, isolated: bool) -> str:
