@@ -92,6 +92,27 @@ def _search_filter(org: Organization, q: str) -> Q:
     return in_messages | Q(contact__nickname__icontains=q) | Q(contact__remark__icontains=q)
 
 
+# The related columns a row of the list shows (``ConversationSerializer``); a list row loads
+# no others (an account's login QR image, a contact's attributes, a user's password hash).
+LIST_ROW_RELATED_FIELDS = {
+    "account": {"id", "name"},
+    "contact": {"id", "wxid", "kind", "nickname", "remark", "alias", "avatar_url", "is_blocked"},
+    "assignee": {"id", "name", "email"},
+}
+
+
+def _list_row_deferred() -> list[str]:
+    deferred = []
+    for relation, shown in LIST_ROW_RELATED_FIELDS.items():
+        model = Conversation._meta.get_field(relation).related_model
+        deferred += [
+            f"{relation}__{field.name}"
+            for field in model._meta.concrete_fields
+            if field.name not in shown
+        ]
+    return deferred
+
+
 INBOX_VIEWS = ("mine", "unassigned", "waiting", "ai", "resolved", "all")
 
 
@@ -137,11 +158,12 @@ def conversation_inbox(
     unread: bool | None = None,
     updated_since: datetime | None = None,
     q: str | None = None,
+    list_rows: bool = False,
 ) -> QuerySet[Conversation]:
     """The agent inbox: filters, message-text search, newest activity first.
 
     ``view``: one of ``INBOX_VIEWS``; ``assignee``: a user id, ``me`` or ``none``; ``label``: a
-    label id or name.
+    label id or name; ``list_rows``: load only the related columns a list row shows.
     """
     qs = conversation_list(org=org, user=user, role=role)
     if view and view in INBOX_VIEWS:
@@ -187,6 +209,8 @@ def conversation_inbox(
         org=org, conversation_id=OuterRef("pk"), status=Draft.Status.PENDING
     )
     order = ["handed_off_at", "id"] if view == "waiting" else ["-last_message_at", "-id"]
+    if list_rows:
+        qs = qs.defer(*_list_row_deferred())
     return (
         qs.select_related("account", "contact", "assignee")
         .prefetch_related("labels")

@@ -133,6 +133,7 @@ class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
             unread=unread_value,
             updated_since=since,
             q=(params.get("q") or "").strip() or None,
+            list_rows=True,
         )
 
     def _reply(self, conversation_id: int) -> Response:
