@@ -64,6 +64,11 @@ def test_search_matches_message_text_and_contact_names_of_own_org_only(org, othe
     assert ids(client, "?q=客户123") == {by_nickname.id}
     assert ids(client, "?q=vip") == {by_remark.id}  # case-insensitive
     assert ids(client, "?q=不存在的词") == set()
+    # Short terms without letter case skip UPPER(); with case they are still case-insensitive.
+    assert ids(client, "?q=谢谢") == {by_text.id}
+    assert ids(client, "?q=Vi") == ids(client, "?q=vI") == {by_remark.id}
+    msg = make_conversation(org, texts=("型号 Xy 有货吗",))
+    assert ids(client, "?q=xY") == {msg.id}
     # Every term in one message.
     assert ids(client, "?q=产品%20多少钱") == {by_text.id}
     assert ids(client, "?q=产品%20谢谢") == set()
