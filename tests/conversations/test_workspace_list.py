@@ -128,6 +128,10 @@ def test_count_stops_at_the_limit_and_next_still_follows(org, manager, monkeypat
     seen += [row["id"] for row in last["results"]]
     assert len(seen) == len(set(seen)) == 5
     assert client.get(API + "?page_size=2&page=4").status_code == 404
+    # page=last counts them all: the real last page.
+    last_by_name = client.get(API + "?page_size=2&page=last").data
+    assert last_by_name["count"] == 5 and last_by_name["count_exact"] is True
+    assert [row["id"] for row in last_by_name["results"]] == seen[4:]
     # Under the limit the count is exact.
     monkeypatch.setattr(ConversationPagination, "count_limit", 1000)
     assert client.get(API).data | {"results": None} == {

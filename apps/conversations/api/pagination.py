@@ -5,7 +5,7 @@ organisation made it the slowest part of the list (bench/workspace). The workspa
 the list's total (the view counts come from ``conversations/counts/``), so the list counts at
 most ``count_limit`` rows, or up to the row after the requested page when that is further:
 ``count`` is exact when ``count_exact`` is true, and a lower bound ("1,000 or more") when it
-is false. ``next`` is right either way.
+is false. ``next`` is right either way; ``page=last`` counts every row.
 """
 
 from __future__ import annotations
@@ -20,15 +20,18 @@ from apps.core.api.pagination import PageNumberPagination
 class CountLimitedPaginator(Paginator):
     """A paginator whose ``count`` stops at ``limit`` (``exact`` says whether it did)."""
 
-    def __init__(self, object_list, per_page, *, limit: int, **kwargs):
+    def __init__(self, object_list, per_page, *, limit: int | None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
-        self.limit = limit
+        self.limit = limit  # None: count them all
         self.exact = True
 
     @cached_property
     def count(self) -> int:
         # COUNT over "SELECT id ... LIMIT n": no ordering, joins or annotations to compute.
-        counted = self.object_list.order_by().values("pk")[: self.limit + 1].count()
+        rows = self.object_list.order_by().values("pk")
+        if self.limit is None:
+            return rows.count()
+        counted = rows[: self.limit + 1].count()
         if counted > self.limit:
             self.exact = False
             return self.limit
@@ -42,8 +45,11 @@ class ConversationPagination(PageNumberPagination):
         page_size = self.get_page_size(request)
         raw = request.query_params.get(self.page_query_param) or "1"
         number = int(raw) if raw.isdigit() and len(raw) <= 9 else 1
-        # Enough rows to know the requested page and whether another follows it.
+        # Enough rows to know the requested page and whether another follows it; all of them
+        # for ``page=last``.
         self.limit = max(self.count_limit, number * page_size + 1)
+        if raw in self.last_page_strings:
+            self.limit = None
         return super().paginate_queryset(queryset, request, view)
 
     def django_paginator_class(self, object_list, per_page):  # DRF builds its paginator here
