@@ -123,6 +123,16 @@ class Conversation(OrgScopedModel):
             models.Index(fields=["org", "status", "mode"], name="conv_org_status_mode"),
             models.Index(fields=["org", "updated_at"], name="conv_org_updated"),
             models.Index(fields=["status", "snooze_until"], name="conv_snooze_due"),
+            # The workspace's views: "mine", "unassigned" and the assignee filter, newest first;
+            # "waiting" (handed to a person, not yet picked up), oldest first.
+            models.Index(
+                fields=["org", "assignee", "-last_message_at"], name="conv_org_assignee_recent"
+            ),
+            models.Index(
+                fields=["org", "handed_off_at", "id"],
+                condition=models.Q(mode="human", status="pending"),
+                name="conv_org_waiting",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

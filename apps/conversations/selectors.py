@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.lookups import IsNull
 
 from apps.conversations.models import (
     CannedReply,
@@ -52,13 +53,69 @@ def _message_search(org: Organization, q: str) -> QuerySet[Message]:
     """Messages containing every whitespace-separated term of ``q`` (case-insensitive).
 
     Containment, not word search: Chinese has no spaces, so word-based full-text search finds
-    little; on PostgreSQL each term is served by the pg_trgm GIN index on the text (an on-the-fly
-    ``to_tsvector`` over every message took seconds with 1,000,000 messages, bench/workspace).
+    little. On PostgreSQL a term of three characters or more is served by the trigram index on
+    ``UPPER(text)`` (what ``icontains`` compares; migration 0009). A shorter term has no
+    trigram and scans the organisation's messages; when it has no letter case (Chinese,
+    digits) it is compared as it is, without ``UPPER()`` of every message (half the time of
+    the scan, bench/workspace), which finds the same messages.
     """
     messages = Message.objects.filter(org=org)
     for term in q.split():
-        messages = messages.filter(text__icontains=term)
+        if len(term) < 3 and term.upper() == term.lower():
+            messages = messages.filter(text__contains=term)
+        else:
+            messages = messages.filter(text__icontains=term)
     return messages
+
+
+# How many matching messages the search reads before it calls a term frequent (see below).
+SEARCH_PROBE_MESSAGES = 2000
+
+
+def _search_filter(org: Organization, q: str) -> Q:
+    """Conversations with a message matching ``q``, or whose contact's name contains it.
+
+    The matching messages are read first, up to ``SEARCH_PROBE_MESSAGES`` rows (the trigram
+    index finds a rare term's few rows; a frequent term's first rows come straight from a
+    scan). Fewer rows: their conversation ids are the whole answer, a plain id list. As many:
+    the term is frequent, and each conversation the list reads is asked for its newest
+    matching message (its own messages, through the (org, conversation, created_at) index),
+    so the list stops after a page and the capped count after ``count_limit`` rows. Left to
+    one subquery, PostgreSQL hashed every matching message (or, past ``work_mem``, compared
+    each with every conversation: seconds with 1,000,000 messages, bench/workspace).
+    """
+    messages = _message_search(org, q)
+    probe = messages.order_by().values_list("conversation_id", flat=True)  # any rows will do
+    hits = list(probe[:SEARCH_PROBE_MESSAGES])
+    if len(hits) < SEARCH_PROBE_MESSAGES:
+        in_messages = Q(pk__in=sorted(set(hits)))
+    else:
+        # A scalar subquery, not EXISTS: PostgreSQL may turn EXISTS into a hashed set of all
+        # the matches again, never a "first row" subquery.
+        newest_hit = messages.filter(conversation_id=OuterRef("pk")).order_by("-created_at")
+        in_messages = Q(IsNull(Subquery(newest_hit.values("pk")[:1]), False))
+    return in_messages | Q(contact__nickname__icontains=q) | Q(contact__remark__icontains=q)
+
+
+# The related columns a row of the list shows (``ConversationSerializer``); a list row loads
+# no others (an account's login QR image, a contact's attributes, a user's password hash).
+LIST_ROW_RELATED_FIELDS = {
+    "account": {"id", "name"},
+    "contact": {"id", "wxid", "kind", "nickname", "remark", "alias", "avatar_url", "is_blocked"},
+    "assignee": {"id", "name", "email"},
+}
+
+
+def _list_row_deferred() -> list[str]:
+    deferred = []
+    for relation, shown in LIST_ROW_RELATED_FIELDS.items():
+        model = Conversation._meta.get_field(relation).related_model
+        deferred += [
+            f"{relation}__{field.name}"
+            for field in model._meta.concrete_fields
+            if field.name not in shown
+        ]
+    return deferred
 
 
 INBOX_VIEWS = ("mine", "unassigned", "waiting", "ai", "resolved", "all")
@@ -106,11 +163,12 @@ def conversation_inbox(
     unread: bool | None = None,
     updated_since: datetime | None = None,
     q: str | None = None,
+    list_rows: bool = False,
 ) -> QuerySet[Conversation]:
     """The agent inbox: filters, message-text search, newest activity first.
 
     ``view``: one of ``INBOX_VIEWS``; ``assignee``: a user id, ``me`` or ``none``; ``label``: a
-    label id or name.
+    label id or name; ``list_rows``: load only the related columns a list row shows.
     """
     qs = conversation_list(org=org, user=user, role=role)
     if view and view in INBOX_VIEWS:
@@ -143,21 +201,21 @@ def conversation_inbox(
     if updated_since:
         qs = qs.filter(updated_at__gte=updated_since)
     if q:
-        # Uncorrelated: the matching messages are found once (index), not per conversation.
-        matching = _message_search(org, q).values("conversation_id")
-        qs = qs.filter(
-            Q(pk__in=matching) | Q(contact__nickname__icontains=q) | Q(contact__remark__icontains=q)
-        )
+        qs = qs.filter(_search_filter(org, q))
     # Newest message per row through the (org, conversation, created_at) index.
     last_text = (
         Message.objects.filter(org_id=OuterRef("org_id"), conversation_id=OuterRef("pk"))
         .order_by("-created_at", "-id")
         .values("text")[:1]
     )
+    # The organisation's pending drafts (the (org, conversation, status) index); without the
+    # org, PostgreSQL hashed every organisation's pending drafts for each page.
     pending_drafts = Draft.objects.filter(
-        conversation_id=OuterRef("pk"), status=Draft.Status.PENDING
+        org=org, conversation_id=OuterRef("pk"), status=Draft.Status.PENDING
     )
     order = ["handed_off_at", "id"] if view == "waiting" else ["-last_message_at", "-id"]
+    if list_rows:
+        qs = qs.defer(*_list_row_deferred())
     return (
         qs.select_related("account", "contact", "assignee")
         .prefetch_related("labels")

@@ -71,6 +71,7 @@ const state = {
   composeKind: "reply",
   cannedIndex: 0,
   cannedItems: [],
+  cannedToken: 0, // the newest canned-popup update; an older one that resolves late is dropped
 };
 
 // -- HTTP ----------------------------------------------------------------------------------
@@ -720,6 +721,7 @@ async function cannedReplies() {
 }
 
 async function updateCanned() {
+  const token = ++state.cannedToken;
   const input = $("ws-input");
   const value = input.value;
   const box = $("ws-canned");
@@ -729,6 +731,8 @@ async function updateCanned() {
   }
   const query = value.slice(1).toLowerCase();
   const all = await cannedReplies();
+  // Typing "/hi" starts three updates; one resolving after a pick must not reopen the popup.
+  if (token !== state.cannedToken) return;
   state.cannedItems = all
     .filter((c) => !query || c.title.toLowerCase().includes(query) || (c.shortcut || "").toLowerCase().includes(query) || c.text.toLowerCase().includes(query))
     .slice(0, 8);
@@ -753,6 +757,7 @@ async function updateCanned() {
 }
 
 async function pickCanned(canned) {
+  state.cannedToken += 1;
   $("ws-canned").hidden = true;
   try {
     const rendered = await api(`canned-replies/${canned.id}/render/`, { method: "POST", body: { conversation: state.current } });

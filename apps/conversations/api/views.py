@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from apps.accounts.models import User
 from apps.conversations import selectors, services
 from apps.conversations.api import serializers as s
+from apps.conversations.api.pagination import ConversationPagination
 from apps.conversations.models import CannedReply, Conversation
 from apps.conversations.workspace import services as workspace_services
 from apps.core.api.pagination import CursorPagination
@@ -76,6 +77,7 @@ def _role(request) -> str | None:
 class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
     queryset = Conversation.objects.all()
     serializer_class = s.ConversationSerializer
+    pagination_class = ConversationPagination
     write_role = Role.AGENT
     http_method_names = ["get", "post", "patch", "head", "options"]
 
@@ -131,6 +133,7 @@ class ConversationViewSet(mixins.UpdateModelMixin, OrgScopedReadOnlyViewSet):
             unread=unread_value,
             updated_since=since,
             q=(params.get("q") or "").strip() or None,
+            list_rows=True,
         )
 
     def _reply(self, conversation_id: int) -> Response:
