@@ -89,11 +89,17 @@ def _entry(ai_app, outcome: str, error: str = "", attempts: int = 0) -> dict:
 
 
 def app_client(ai_app):
-    """The app's client; retries are the failover loop's (one call per attempt)."""
-    from apps.integrations.clients.base import RetryPolicy
-    from apps.integrations.services import ai_client_for
+    """The app's client; retries are the failover loop's (one call per attempt).
 
-    return ai_client_for(ai_app, retry=RetryPolicy(max_attempts=1))
+    When every AI slot of the organisation is taken the turn waits only
+    ``CONVERSATION_AI_SLOT_WAIT_SECONDS`` and is then re-queued (``outcome.busy``): a worker
+    thread never sits for long behind one organisation's slow provider while other
+    organisations' turns wait for a thread (issue 19's noisy neighbour)."""
+    from apps.integrations.clients.base import RetryPolicy
+    from apps.integrations.services import ai_client_for, ai_limiter_for
+
+    limiter = ai_limiter_for(ai_app.org_id, wait_seconds=settings.CONVERSATION_AI_SLOT_WAIT_SECONDS)
+    return ai_client_for(ai_app, retry=RetryPolicy(max_attempts=1), limiter=limiter)
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -180,8 +180,9 @@ def wechat_client_for(
     raise ApplicationError(_("Unknown platform provider."))
 
 
-def ai_limiter_for(org_id: int):
-    """The organisation's AI in-flight limiter (``AI_MAX_IN_FLIGHT_PER_ORG`` across workers)."""
+def ai_limiter_for(org_id: int, *, wait_seconds: float | None = None):
+    """The organisation's AI in-flight limiter (``AI_MAX_IN_FLIGHT_PER_ORG`` across workers);
+    a call waits ``wait_seconds`` (default ``AI_IN_FLIGHT_WAIT_SECONDS``) for a free slot."""
     from apps.core.redis import get_redis, redis_key
     from apps.integrations.clients.concurrency import AIConcurrencyLimiter
 
@@ -189,7 +190,7 @@ def ai_limiter_for(org_id: int):
         get_redis(),
         redis_key("integrations", "ai-in-flight", org_id),
         limit=settings.AI_MAX_IN_FLIGHT_PER_ORG,
-        timeout=settings.AI_IN_FLIGHT_WAIT_SECONDS,
+        timeout=settings.AI_IN_FLIGHT_WAIT_SECONDS if wait_seconds is None else wait_seconds,
         lease_seconds=settings.AI_IN_FLIGHT_LEASE_SECONDS,
     )
 

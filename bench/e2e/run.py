@@ -312,12 +312,12 @@ def print_stages(steps: list[dict], workers: int) -> None:
 def start_workers(env, layout: str, workers: int, prefix: str) -> list:
     """``all``: ``workers`` solo workers consuming every queue (``make run``'s embedded worker);
     ``queues``: one worker per queue group as docker-compose runs them (webhook + celery, send:
-    solo; ai: 8 threads, the AI call being I/O), ``workers`` ignored."""
+    solo; ai: 32 threads, the AI call being I/O, as docker-compose), ``workers`` ignored."""
     if layout == "queues":
         return [
             common.start_worker(env, f"{prefix}webhook", queues="webhook,celery"),
             common.start_worker(env, f"{prefix}send", queues="send"),
-            common.start_worker(env, f"{prefix}ai", pool="threads", queues="ai", concurrency=8),
+            common.start_worker(env, f"{prefix}ai", pool="threads", queues="ai", concurrency=32),
         ]
     return [common.start_worker(env, f"{prefix}w{i}") for i in range(workers)]
 
@@ -360,7 +360,7 @@ def run_workers(args, env, port, org, replies, workers: int, celery_app) -> dict
 
 def layout_name(layout: str, workers: int) -> str:
     if layout == "queues":
-        return "workers per queue group (webhook+celery solo, send solo, ai 8 threads)"
+        return "workers per queue group (webhook+celery solo, send solo, ai 32 threads)"
     return f"{workers} solo Celery worker(s) on every queue"
 
 

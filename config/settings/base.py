@@ -681,6 +681,10 @@ CONVERSATION_MERGE_WINDOW_SECONDS = env.float("CONVERSATION_MERGE_WINDOW_SECONDS
 # long); a crashed worker's lock expires after it. Busy turns retry after this delay.
 CONVERSATION_AI_LOCK_SECONDS = env.int("CONVERSATION_AI_LOCK_SECONDS", default=15)
 CONVERSATION_AI_BUSY_RETRY_SECONDS = env.float("CONVERSATION_AI_BUSY_RETRY_SECONDS", default=1.0)
+# How long an AI turn waits for one of its organisation's AI_MAX_IN_FLIGHT_PER_ORG slots before
+# it is re-queued (busy): short, so one organisation's slow provider never holds worker threads
+# that other organisations' turns need.
+CONVERSATION_AI_SLOT_WAIT_SECONDS = env.float("CONVERSATION_AI_SLOT_WAIT_SECONDS", default=0.5)
 # Turn attempts (each AI call itself retries transient errors in the client) before a handoff.
 CONVERSATION_AI_MAX_ATTEMPTS = env.int("CONVERSATION_AI_MAX_ATTEMPTS", default=2)
 # Messages of history sent to OpenAI-compatible apps (FastGPT/Dify keep their own session).

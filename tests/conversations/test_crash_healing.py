@@ -81,3 +81,28 @@ def test_waiting_for_a_slot_requeues_the_turn_instead_of_handing_off(
     monkeypatch.undo()
     assert ai.ai_turn_run(org_id=org.id, conversation_id=conversation.pk) == "answered"
     assert Message.objects.filter(direction=Message.Direction.OUTBOUND).exists()
+
+
+def test_a_turn_waits_only_briefly_for_a_slot_then_frees_its_worker(
+    settings, org, account, reply_app, gewe, monkeypatch, django_capture_on_commit_callbacks
+):
+    """An organisation whose AI slots are all taken (a slow provider) does not hold a worker
+    thread for the long client wait: the turn gives up after CONVERSATION_AI_SLOT_WAIT_SECONDS
+    and is re-queued, so other organisations' turns get the thread (issue 19)."""
+    import time
+
+    settings.AI_MAX_IN_FLIGHT_PER_ORG = 1
+    settings.AI_IN_FLIGHT_WAIT_SECONDS = 30  # what other callers (tests, backfills) wait
+    settings.CONVERSATION_AI_SLOT_WAIT_SECONDS = 0.2
+    blocker = ai_limiter_for(org.id)
+    token = blocker.acquire()
+    scheduled = []
+    monkeypatch.setattr(ai, "schedule_turn", lambda **kwargs: scheduled.append(kwargs) or True)
+    payload = gewe.build_text(from_wxid="wxid_wait02", text="在吗", to_account=account.device_id)
+    deliver(account.connection, payload, django_capture_on_commit_callbacks)
+    conversation = Conversation.objects.get(org=org)
+    started = time.monotonic()
+    assert ai.ai_turn_run(org_id=org.id, conversation_id=conversation.pk) == "busy"
+    assert time.monotonic() - started < 10  # not the 30 s client wait
+    assert scheduled and scheduled[-1]["conversation_id"] == conversation.pk
+    blocker.release(token)
