@@ -26,20 +26,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 
 from apps.billing.models import Budget, ModelPrice
-from apps.core.redis import get_redis, redis_key
+from apps.core.redis import redis_key
+from apps.core.token_cache import ProcessCache, tokens
 
 logger = logging.getLogger(__name__)
 
 _GLOBAL = "global"
-_MAX_ENTRIES = 10_000  # organisations cached per process (cleared wholesale beyond this)
 
 
 def _applies(budget: Budget, *, user_id: int | None, wechat_account_id: int | None) -> bool:
@@ -113,7 +110,8 @@ def best_price(candidates, at: dt.datetime) -> ModelPrice | None:
     return best
 
 
-_entries: dict[int, MeteringConfig] = {}
+_cache = ProcessCache("billing config", "BILLING_CONFIG_CACHE_SECONDS")
+_entries = _cache.entries  # this process's entries by organisation
 
 
 def _token_key(scope) -> str:
@@ -121,63 +119,25 @@ def _token_key(scope) -> str:
 
 
 def _tokens(org_id: int) -> tuple | None:
-    """The current (global, organisation) tokens, created when missing; None without Redis."""
-    keys = [_token_key(_GLOBAL), _token_key(org_id)]
-    try:
-        client = get_redis()
-        values = client.mget(keys)
-        if None in values:
-            pipe = client.pipeline(transaction=False)
-            for key, value in zip(keys, values, strict=True):
-                if value is None:
-                    pipe.set(key, uuid.uuid4().hex, nx=True)
-            pipe.mget(keys)
-            values = pipe.execute()[-1]
-    except Exception:  # noqa: BLE001 - the cache is an optimisation; fall back to the database
-        logger.warning("billing: config cache tokens unavailable", exc_info=True)
-        return None
-    return tuple(values)
+    """The current (global, organisation) tokens; None without Redis."""
+    return tokens([_token_key(_GLOBAL), _token_key(org_id)], what="billing config")
 
 
 def metering_config(org_id: int) -> MeteringConfig:
     """The organisation's metering configuration, from this process's cache when still valid."""
     token = _tokens(org_id)
-    now = time.monotonic()
-    entry = _entries.get(org_id)
-    if (
-        entry is not None
-        and token is not None
-        and entry.token == token
-        and now - entry.loaded_at < settings.BILLING_CONFIG_CACHE_SECONDS
-    ):
+    entry = _cache.valid(org_id, token)
+    if entry is not None:
         return entry
     budgets = tuple(Budget.objects.filter(org_id=org_id, is_active=True).order_by("id"))
-    entry = MeteringConfig(org_id=org_id, token=token, loaded_at=now, budgets=budgets)
-    if token is not None:
-        if len(_entries) >= _MAX_ENTRIES:
-            _entries.clear()
-        _entries[org_id] = entry
-    else:
-        _entries.pop(org_id, None)
-    return entry
+    entry = MeteringConfig(org_id=org_id, token=token, loaded_at=time.monotonic(), budgets=budgets)
+    return _cache.keep(org_id, entry)
 
 
 def invalidate(org_id: int | None) -> None:
     """Change the token of an organisation (``None``: the global prices) now and after commit,
     and drop this process's entries it covers."""
-
-    def bump() -> None:
-        if org_id is None:
-            _entries.clear()
-        else:
-            _entries.pop(org_id, None)
-        try:
-            get_redis().set(_token_key(_GLOBAL if org_id is None else org_id), uuid.uuid4().hex)
-        except Exception:  # noqa: BLE001 - entries still expire after BILLING_CONFIG_CACHE_SECONDS
-            logger.warning("billing: could not invalidate the config cache", exc_info=True)
-
-    bump()
-    transaction.on_commit(bump)
+    _cache.invalidate(_token_key(_GLOBAL if org_id is None else org_id), key=org_id)
 
 
 def on_budget_changed(sender, instance: Budget, **kwargs) -> None:
@@ -191,4 +151,4 @@ def on_price_changed(sender, instance: ModelPrice, **kwargs) -> None:
 def clear_local() -> None:
     """Forget this process's entries (tests; a worker after fork keeps the parent's otherwise,
     which is harmless: the tokens decide)."""
-    _entries.clear()
+    _cache.clear()

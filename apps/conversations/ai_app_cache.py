@@ -20,18 +20,14 @@ from __future__ import annotations
 import copy
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 
-from django.conf import settings
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from apps.core.redis import get_redis, redis_key
+from apps.core.redis import redis_key
+from apps.core.token_cache import ProcessCache, tokens
 
 logger = logging.getLogger(__name__)
-
-_MAX_ENTRIES = 10_000  # organisations cached per process (cleared wholesale beyond this)
 
 
 @dataclass
@@ -39,7 +35,7 @@ class AppListEntry:
     """An organisation's reply app lists, filled lazily; app rows are handed out as copies."""
 
     org_id: int
-    token: str | None
+    token: tuple | None
     loaded_at: float
     org_list: tuple[int, ...] | None = None
     account_lists: dict[int, tuple[int, ...]] = field(default_factory=dict)
@@ -91,64 +87,26 @@ class AppListEntry:
         return {pk: copy.copy(self.apps[pk]) for pk in ids if self.apps.get(pk) is not None}
 
 
-_entries: dict[int, AppListEntry] = {}
+_cache = ProcessCache("AI app lists", "CONVERSATION_AI_APP_CACHE_SECONDS")
+_entries = _cache.entries  # this process's entries by organisation
 
 
 def _token_key(org_id: int) -> str:
     return redis_key("conversations", "ai-apps", org_id)
 
 
-def _token(org_id: int) -> str | None:
-    """The organisation's current token, created when missing; None without Redis."""
-    key = _token_key(org_id)
-    try:
-        client = get_redis()
-        value = client.get(key)
-        if value is None:
-            pipe = client.pipeline(transaction=False)
-            pipe.set(key, uuid.uuid4().hex, nx=True)
-            pipe.get(key)
-            value = pipe.execute()[-1]
-    except Exception:  # noqa: BLE001 - the cache is an optimisation; fall back to the database
-        logger.warning("conversations: AI app cache token unavailable", exc_info=True)
-        return None
-    return value
-
-
 def app_lists(org_id: int) -> AppListEntry:
     """The organisation's entry, from this process's cache when still valid."""
-    token = _token(org_id)
-    now = time.monotonic()
-    entry = _entries.get(org_id)
-    if (
-        entry is not None
-        and token is not None
-        and entry.token == token
-        and now - entry.loaded_at < settings.CONVERSATION_AI_APP_CACHE_SECONDS
-    ):
+    token = tokens([_token_key(org_id)], what="AI app lists")
+    entry = _cache.valid(org_id, token)
+    if entry is not None:
         return entry
-    entry = AppListEntry(org_id=org_id, token=token, loaded_at=now)
-    if token is not None:
-        if len(_entries) >= _MAX_ENTRIES:
-            _entries.clear()
-        _entries[org_id] = entry
-    else:
-        _entries.pop(org_id, None)
-    return entry
+    return _cache.keep(org_id, AppListEntry(org_id=org_id, token=token, loaded_at=time.monotonic()))
 
 
 def invalidate(org_id: int) -> None:
     """Change the organisation's token now and after commit, and drop this process's entry."""
-
-    def bump() -> None:
-        _entries.pop(org_id, None)
-        try:
-            get_redis().set(_token_key(org_id), uuid.uuid4().hex)
-        except Exception:  # noqa: BLE001 - entries still expire after the cache's lifetime
-            logger.warning("conversations: could not invalidate the AI app cache", exc_info=True)
-
-    bump()
-    transaction.on_commit(bump)
+    _cache.invalidate(_token_key(org_id), key=org_id)
 
 
 def _on_change(sender, instance, **kwargs) -> None:
@@ -168,4 +126,4 @@ def connect() -> None:
 
 def clear_local() -> None:
     """Forget this process's entries (tests)."""
-    _entries.clear()
+    _cache.clear()

@@ -75,7 +75,9 @@ def test_without_redis_every_call_reads_the_database(org, price, monkeypatch):
     def down():
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(config_cache, "get_redis", down)
+    from apps.core import token_cache
+
+    monkeypatch.setattr(token_cache, "get_redis", down)
     _reserve(org, "r1")
     BudgetFactory(org=org, money_limit=None, token_limit=150)
     with pytest.raises(services.BudgetExceeded):

@@ -96,7 +96,9 @@ def test_without_redis_every_turn_reads_the_database(
 ):
     default = ai_app(org, simulators_clean, name="Org default")
     conversation = _conversation(org, account)
-    with mock.patch.object(ai_app_cache, "get_redis", side_effect=ConnectionError("down")):
+    from apps.core import token_cache
+
+    with mock.patch.object(token_cache, "get_redis", side_effect=ConnectionError("down")):
         assert ai_apps_for(conversation) == [default]
         with django_assert_num_queries(4):
             assert ai_apps_for(conversation) == [default]
