@@ -57,6 +57,7 @@ class CloseCode(IntEnum):
     NOT_FOUND = 4404
     HEARTBEAT_TIMEOUT = 4408
     TOO_MANY_CONNECTIONS = 4429
+    SERVER_ERROR = 4500  # Daphne lets a server send only 1000 or 3000-4999, not 1011
 
 
 # The documented table (README and the management API's docs render it).
@@ -75,6 +76,7 @@ CLOSE_CODES: dict[int, str] = {
     CloseCode.TOO_MANY_CONNECTIONS: (
         "The user already has WS_MAX_CONNECTIONS_PER_USER live connections (all processes)."
     ),
+    CloseCode.SERVER_ERROR: "The server failed while serving the socket; reconnect.",
 }
 
 _SERVER = f"{socket.gethostname()}:{os.getpid()}"
@@ -335,7 +337,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             raise
         except Exception:  # noqa: BLE001 - a broken heartbeat must not leave a zombie socket.
             logger.exception("WebSocket heartbeat of %s failed", self.conn_id)
-            await self.close_with(1011)
+            await self.close_with(CloseCode.SERVER_ERROR)
 
     async def refresh_lease(self) -> None:
         if not self.registered:

@@ -262,6 +262,30 @@ def test_silent_client_gets_pings_then_closes_with_4408(member, org, settings):
     assert ws_registry.connections_for_org(org.id) == []
 
 
+def test_a_failing_heartbeat_closes_with_4500_not_a_code_daphne_refuses(
+    member, org, settings, monkeypatch
+):
+    """A server-side failure in the heartbeat closes the socket with an application code: Daphne
+    refuses 1011 from a server (only 1000 and 3000-4999), and the close would raise instead."""
+    from apps.core import ws
+
+    settings.WS_HEARTBEAT_INTERVAL_SECONDS = 0.05
+
+    async def broken(self):
+        raise RuntimeError("registry down")
+
+    monkeypatch.setattr(ws.RealtimeConsumer, "refresh_lease", broken)
+
+    async def scenario():
+        comm, first = await ws_open("/ws/chat/", user=member)
+        assert first["type"] == "connection_established"
+        events = await drain(comm, window=0.5)
+        assert closed_with(events[-1]) == CloseCode.SERVER_ERROR == 4500
+        await comm.disconnect()
+
+    run(scenario)
+
+
 def test_client_that_answers_stays_connected(member, settings):
     settings.WS_HEARTBEAT_INTERVAL_SECONDS = 0.05
     settings.WS_HEARTBEAT_TIMEOUT_SECONDS = 0.25
