@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.conversations.models import AnalysisBackfill
-from apps.core.exceptions import ApplicationError, ConflictError
+from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.core.secrets import redact
 
 logger = logging.getLogger(__name__)
@@ -170,7 +170,9 @@ def backfill_retry(*, org, backfill_id: int) -> AnalysisBackfill:
     updated = AnalysisBackfill.objects.filter(
         org=org, pk=backfill_id, state=AnalysisBackfill.State.FAILED
     ).update(state=AnalysisBackfill.State.QUEUED, error="", finished_at=None)
-    backfill = AnalysisBackfill.objects.get(org=org, pk=backfill_id)
+    backfill = AnalysisBackfill.objects.filter(org=org, pk=backfill_id).first()
+    if backfill is None:
+        raise NotFoundError(_("Analysis backfill not found."))
     if updated:
         _enqueue(backfill)
     return backfill

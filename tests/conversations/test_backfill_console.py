@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.billing.models import CostLedger
 from apps.conversations import backfill
 from apps.conversations.models import AnalysisBackfill, Message
-from apps.core.exceptions import ApplicationError, ConflictError
+from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.orgs.models import Role
 from tests.accounts.factories import UserFactory
 from tests.conversations.test_analysis import history  # noqa: F401 (fixture)
@@ -199,3 +199,13 @@ def test_a_long_backfill_continues_in_a_fresh_task_at_the_time_limit(
     item.refresh_from_db()
     assert len(calls) == 2
     assert item.state == AnalysisBackfill.State.DONE and item.analysed == 25
+
+
+def test_the_task_with_another_organisations_id_touches_nothing(org, other_org, history):
+    item = AnalysisBackfill.objects.create(org=org, first_day=_day(org, 4), last_day=_day(org, 1))
+    assert backfill.backfill_run(org_id=other_org.pk, backfill_id=item.pk) == "skipped"
+    item.refresh_from_db()
+    assert item.state == AnalysisBackfill.State.QUEUED and item.started_at is None
+    assert not Message.objects.filter(conversation=history).exclude(intent="").exists()
+    with pytest.raises(NotFoundError):
+        backfill.backfill_retry(org=other_org, backfill_id=item.pk)
