@@ -45,10 +45,7 @@ looks like a bot); ``at_least_once`` re-queues it. A worker killed *before* the 
 expired, ``call_started_at`` empty) is always re-queued: nothing can have been sent.
 """
 
-from apps.conversations.outbound.delivery import (
-    billing_record_send,
-    outbound_deliver,
-)
+from apps.conversations.outbound.delivery import outbound_deliver
 from apps.conversations.outbound.queue import (
     KINDS,
     UNFINISHED,
@@ -72,7 +69,6 @@ __all__ = [
     "KINDS",
     "RecoveryResult",
     "UNFINISHED",
-    "billing_record_send",
     "conversation_for",
     "conversation_for_locked",
     "enqueue",

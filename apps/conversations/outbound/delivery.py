@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from apps.billing.services import record_usage, record_usage_claimed
+from apps.billing.services import record_usage_claimed
 from apps.conversations.models import Message
 from apps.conversations.outbound.queue import (
     MEDIA_KINDS,
@@ -360,23 +360,3 @@ def _retry_later(
 
 def _send_request_id(message: Message) -> str:
     return f"wechat-send-{message.pk}"
-
-
-def billing_record_send(message: Message) -> None:
-    """Record the platform operation's cost (one ledger row per message, idempotent by the
-    request id). Billing failures are logged, never undo a send that happened. (The delivery
-    records it with the message's ``sent`` in one statement; this is for other callers.)"""
-    account = message.account
-    try:
-        record_usage(
-            org=account.org,
-            provider=account.connection.provider,
-            model=f"send_{message.kind}",
-            request_id=_send_request_id(message),
-            units=1,
-            user=message.sender_user,
-            wechat_account_id=account.pk,
-            conversation_id=message.conversation_id,
-        )
-    except Exception:  # noqa: BLE001 - the message is sent; the ledger can be rebuilt
-        logger.exception("billing: recording send of message %s failed", message.pk)

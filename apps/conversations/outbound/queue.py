@@ -81,9 +81,9 @@ def _push_status(message: Message) -> None:
     )
 
 
-def _reload(message_id: int) -> Message:
+def _reload(org_id: int, message_id: int) -> Message:
     return Message.objects.select_related("account", "account__org", "account__connection").get(
-        pk=message_id
+        org_id=org_id, pk=message_id
     )
 
 

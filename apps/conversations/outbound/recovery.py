@@ -56,7 +56,7 @@ def outbound_recover(*, org: Organization, now: datetime | None = None) -> Recov
         requeue_ids += list(ambiguous.values_list("id", flat=True))
     else:
         for message_id in ambiguous.values_list("id", flat=True):
-            failed = Message.objects.filter(
+            failed = base.filter(
                 pk=message_id, status=Message.Status.SENDING, lease_expires_at__lt=now
             ).update(
                 status=Message.Status.FAILED,
@@ -69,11 +69,11 @@ def outbound_recover(*, org: Organization, now: datetime | None = None) -> Recov
             )
             if failed:
                 result.failed_unknown += 1
-                message = _reload(message_id)
+                message = _reload(org.pk, message_id)
                 _push_status(message)
                 _kick_next(message)
     for message_id in requeue_ids:
-        updated = Message.objects.filter(
+        updated = base.filter(
             pk=message_id, status=Message.Status.SENDING, lease_expires_at__lt=now
         ).update(
             status=Message.Status.QUEUED,
@@ -84,7 +84,7 @@ def outbound_recover(*, org: Organization, now: datetime | None = None) -> Recov
         )
         if updated:
             result.requeued += 1
-            message = _reload(message_id)
+            message = _reload(org.pk, message_id)
             _push_status(message)
             enqueue(org_id=org.pk, message_id=message_id)
 
@@ -94,13 +94,13 @@ def outbound_recover(*, org: Organization, now: datetime | None = None) -> Recov
         .filter(Q(not_before__isnull=True) | Q(not_before__lt=now - ttl))
         .values_list("id", flat=True)
     ):
-        if Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(
+        if base.filter(pk=message_id, status=Message.Status.QUEUED).update(
             status=Message.Status.FAILED,
             error=_("expired: not sent within the queue lifetime."),
             updated_at=now,
         ):
             result.expired += 1
-            message = _reload(message_id)
+            message = _reload(org.pk, message_id)
             _push_status(message)
             _kick_next(message)
 
@@ -113,7 +113,7 @@ def outbound_recover(*, org: Organization, now: datetime | None = None) -> Recov
         .values_list("id", flat=True)[:1000]
     )
     for message_id in list(due):
-        Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(updated_at=now)
+        base.filter(pk=message_id, status=Message.Status.QUEUED).update(updated_at=now)
         enqueue(org_id=org.pk, message_id=message_id)
         result.reenqueued += 1
     return result
