@@ -204,7 +204,7 @@ def _finish_turn(turn: AITurn, status: str, **fields: Any) -> None:
     fields.update(
         status=status, finished_at=timezone.now(), updated_at=timezone.now(), lease_until=None
     )
-    AITurn.objects.filter(pk=turn.pk).update(**fields)
+    AITurn.objects.filter(org_id=turn.org_id, pk=turn.pk).update(**fields)
     took = (fields["finished_at"] - turn.created_at).total_seconds()
     transaction.on_commit(lambda: stage_observe("ai", took))
 
@@ -251,7 +251,9 @@ def _turn_get_or_create(
                 conversation=conversation, last_message=last, **fields
             ), True
     except IntegrityError:
-        turn = AITurn.objects.filter(conversation=conversation, last_message=last).first()
+        turn = AITurn.objects.filter(
+            org_id=conversation.org_id, conversation=conversation, last_message=last
+        ).first()
         if turn is None:  # another constraint failed: not a re-run
             raise
         return turn, False
@@ -337,7 +339,7 @@ def _run_locked(org_id: int, conversation_id: int, lock: RedisLock) -> str:
         return "duplicate"
     if not created:  # a re-run (worker killed, task redelivered): one more attempt
         lease["attempts"] = turn.attempts + 1
-        AITurn.objects.filter(pk=turn.pk).update(**lease)
+        AITurn.objects.filter(org_id=turn.org_id, pk=turn.pk).update(**lease)
     renewed_at = [time.monotonic()]
 
     def heartbeat() -> None:

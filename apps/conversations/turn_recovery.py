@@ -135,7 +135,7 @@ def _recover_one(org_id, conversation_id, turn_id, now, expired) -> str:
             _close(turn, AITurn.Status.SKIPPED, reason, now)
             return "closed"
         if turn.attempts < settings.CONVERSATION_AI_TURN_MAX_LOST:
-            AITurn.objects.filter(pk=turn.pk).update(
+            AITurn.objects.filter(org_id=turn.org_id, pk=turn.pk).update(
                 lease_until=now + timedelta(seconds=settings.CONVERSATION_AI_TURN_LEASE_SECONDS),
                 updated_at=now,
             )
@@ -147,6 +147,6 @@ def _recover_one(org_id, conversation_id, turn_id, now, expired) -> str:
 
 
 def _close(turn: AITurn, status: str, reason: str, now: datetime) -> None:
-    AITurn.objects.filter(pk=turn.pk).update(
+    AITurn.objects.filter(org_id=turn.org_id, pk=turn.pk).update(
         status=status, error=reason[:500], finished_at=now, lease_until=None, updated_at=now
     )

@@ -228,7 +228,9 @@ def send(
             raise
         return existing
     if touch_conversation:
-        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
+        Conversation.objects.filter(org_id=conversation.org_id, pk=conversation.pk).update(
+            last_message_at=now, updated_at=now
+        )
     else:
         conversation.last_message_at = now  # the caller saves it
     if push_queued:
