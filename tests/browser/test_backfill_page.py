@@ -72,3 +72,32 @@ def test_an_admin_follows_and_requests_backfills(live_server, org):
     assert "每 5 秒自动刷新" in listing
     assert "intent_sentiment" not in listing and "running" not in listing
     assert "最后一天早于第一天" in refused
+
+
+def test_a_manager_follows_backfills_but_cannot_request_one(live_server, org):
+    today = timezone.now().astimezone(org.tzinfo).date()
+    AnalysisBackfill.objects.create(
+        org=org,
+        first_day=today - timedelta(days=3),
+        last_day=today - timedelta(days=1),
+        state=AnalysisBackfill.State.FAILED,
+        error="RuntimeError: 服务商暂时不可用",
+        total=40,
+        done=12,
+        analysed=12,
+    )
+    user = UserFactory(email="manager-backfill@example.com", default_org=org)
+    MembershipFactory(org=org, user=user, role=Role.MANAGER)
+
+    with browser_page("zh-hans") as page:
+        console_login(page, live_server, user)
+        page.goto(f"{live_server.url}/admin/conversations/analysisbackfill/")
+        listing = page.inner_text("body")
+        has_add_link = page.locator("a[href$='/analysisbackfill/add/']").count()
+        has_actions = page.locator("select[name=action]").count()
+        for directory in _shot_dirs():
+            page.screenshot(path=str(directory / "backfill_manager.png"), full_page=True)
+
+    assert "失败" in listing and "12 / 40（30%）" in listing
+    assert "failed" not in listing
+    assert has_add_link == 0 and has_actions == 0  # requesting and re-running are for admins
