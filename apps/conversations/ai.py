@@ -44,6 +44,7 @@ from django.utils import timezone
 
 from apps.conversations import failover, group_names, sessions
 from apps.conversations.models import AITurn, Conversation, Message
+from apps.conversations.outbound.queue import inline_first_attempt
 from apps.conversations.services import (
     HandoffReason,
     conversation_ai_resume_due,
@@ -156,7 +157,8 @@ def ai_turn_run(*, org_id: int, conversation_id: int) -> str:
         return "busy"
     _clear_queued(conversation_id)  # off the queue: the lock and the turn's lease cover it now
     try:
-        with renewing(lock):  # a short lock, alive as long as this worker is
+        # A reply due at once is sent from here after its commit (outbound.inline_first_attempt).
+        with renewing(lock), inline_first_attempt():  # the lock lives as long as this worker
             outcome = _run_locked(org_id, conversation_id, lock)
     finally:
         lock.release()

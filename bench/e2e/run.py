@@ -309,13 +309,19 @@ def print_stages(steps: list[dict], workers: int) -> None:
         )
 
 
-def start_workers(env, layout: str, workers: int, prefix: str) -> list:
+def start_workers(env, layout: str, workers: int, prefix: str, webhook_threads: int = 0) -> list:
     """``all``: ``workers`` solo workers consuming every queue (``make run``'s embedded worker);
     ``queues``: one worker per queue group as docker-compose runs them (webhook + celery, send:
-    solo; ai: 32 threads, the AI call being I/O, as docker-compose), ``workers`` ignored."""
+    solo, or the webhook worker on ``webhook_threads`` threads; ai: 32 threads, the AI call being
+    I/O, as docker-compose), ``workers`` ignored."""
     if layout == "queues":
         return [
-            common.start_worker(env, f"{prefix}webhook", queues="webhook,celery"),
+            common.start_worker(
+                env,
+                f"{prefix}webhook",
+                queues="webhook,celery",
+                **({"pool": "threads", "concurrency": webhook_threads} if webhook_threads else {}),
+            ),
             common.start_worker(env, f"{prefix}send", queues="send"),
             common.start_worker(env, f"{prefix}ai", pool="threads", queues="ai", concurrency=32),
         ]
@@ -323,7 +329,9 @@ def start_workers(env, layout: str, workers: int, prefix: str) -> list:
 
 
 def run_workers(args, env, port, org, replies, workers: int, celery_app) -> dict:
-    processes = start_workers(env, args.layout, workers, f"e2e{workers}")
+    processes = start_workers(
+        env, args.layout, workers, f"e2e{workers}", webhook_threads=args.webhook_threads
+    )
     try:
         wait_workers(celery_app, len(processes))
         print(f"\n{layout_name(args.layout, workers)}, steps of {args.duration:.0f} s:", flush=True)
@@ -374,7 +382,9 @@ def wait_workers(celery_app, count: int) -> None:
 
 def run_noisy(args, env, port, quiet: Org, noisy: Org, replies, celery_app) -> dict:
     workers = max(args.workers)
-    processes = start_workers(env, args.layout, workers, "noisy")
+    processes = start_workers(
+        env, args.layout, workers, "noisy", webhook_threads=args.webhook_threads
+    )
     result: dict = {
         "rate": args.noisy_rate,
         "noisy_load": args.noisy_load,
@@ -439,6 +449,12 @@ def main() -> None:
         choices=["all", "queues"],
         default="all",
         help="all: --workers solo workers on every queue; queues: one worker per queue group",
+    )
+    parser.add_argument(
+        "--webhook-threads",
+        type=int,
+        default=0,
+        help="--layout queues: run the webhook worker on this many threads (0: solo)",
     )
     parser.add_argument("--noisy-neighbour", action="store_true")
     parser.add_argument("--noisy-rate", type=float, default=10.0)

@@ -588,6 +588,9 @@ WECHAT_SEND_GLOBAL_LIMIT_PER_MINUTE = env.int("WECHAT_SEND_GLOBAL_LIMIT_PER_MINU
 WECHAT_SEND_DELAY_SCALE = env.float("WECHAT_SEND_DELAY_SCALE", default=1.0)
 # A claimed send ("sending") is recovered by the periodic task after its lease expires.
 WECHAT_SEND_LEASE_SECONDS = env.int("WECHAT_SEND_LEASE_SECONDS", default=120)
+# An AI reply due at once gets its first delivery attempt in the AI worker right after its
+# commit, instead of a second task on the send queue (issue 19); waits and retries still queue.
+OUTBOUND_INLINE_FIRST_ATTEMPT = env.bool("OUTBOUND_INLINE_FIRST_ATTEMPT", default=True)
 # Attempts per message on retryable errors, and the backoff base / cap in seconds.
 WECHAT_SEND_MAX_ATTEMPTS = env.int("WECHAT_SEND_MAX_ATTEMPTS", default=3)
 WECHAT_SEND_RETRY_BASE_SECONDS = env.float("WECHAT_SEND_RETRY_BASE_SECONDS", default=5)

@@ -212,7 +212,7 @@ def test_agent_reply_takes_over_and_assigns(org, make_member, settings):
     )
     from unittest import mock
 
-    with mock.patch("apps.conversations.outbound.submit.enqueue"):
+    with mock.patch("apps.conversations.outbound.submit.dispatch"):
         services.agent_reply(org=org, conversation_id=conversation.pk, user=agent, text="您好")
     conversation.refresh_from_db()
     assert conversation.mode == "human" and conversation.handoff_reason == "agent"
@@ -230,7 +230,7 @@ def test_agent_reply_from_ai_mode_silences_the_ai_until_handed_back(org, make_me
     conversation = make_conversation(org)
     assert conversation.mode == "ai"
     client = client_for(agent, org)
-    with mock.patch("apps.conversations.outbound.submit.enqueue"):
+    with mock.patch("apps.conversations.outbound.submit.dispatch"):
         response = client.post(f"{API}{conversation.id}/messages/", {"text": "我来"}, format="json")
     assert response.status_code == 202
     conversation.refresh_from_db()
@@ -264,7 +264,7 @@ def test_auto_return_time_gives_the_chat_back_to_the_ai(org, make_member):
     org.save(update_fields=["settings"])
     agent = make_member(Role.AGENT)
     conversation = make_conversation(org)
-    with mock.patch("apps.conversations.outbound.submit.enqueue"):
+    with mock.patch("apps.conversations.outbound.submit.dispatch"):
         services.agent_reply(org=org, conversation_id=conversation.pk, user=agent, text="好的")
     conversation.refresh_from_db()
     assert conversation.ai_paused_until is not None
@@ -316,7 +316,7 @@ def test_resend_of_a_failed_message(org, make_member):
         error="delivery_unknown: timeout",
     )
     client = client_for(agent, org)
-    with mock.patch("apps.conversations.outbound.submit.enqueue"):
+    with mock.patch("apps.conversations.outbound.submit.dispatch"):
         first = client.post(f"{API}{conversation.id}/messages/{failed.id}/resend/")
         again = client.post(f"{API}{conversation.id}/messages/{failed.id}/resend/")
     assert first.status_code == 202 and first.data["text"] == "报价单"
@@ -355,7 +355,7 @@ def test_handoff_acknowledgement_goes_through_the_pipeline_once(
     from apps.conversations import services
 
     conversation = make_conversation(org)
-    with mock.patch("apps.conversations.outbound.submit.enqueue"):
+    with mock.patch("apps.conversations.outbound.submit.dispatch"):
         with django_capture_on_commit_callbacks(execute=True):
             services.conversation_handoff(
                 org=org, conversation_id=conversation.pk, mode="human", reason="keyword"
@@ -365,7 +365,7 @@ def test_handoff_acknowledgement_goes_through_the_pipeline_once(
     org.settings = {"handoff_ack_enabled": True}
     org.save(update_fields=["settings"])
     other = make_conversation(org)
-    with mock.patch("apps.conversations.outbound.submit.enqueue"):
+    with mock.patch("apps.conversations.outbound.submit.dispatch"):
         for _ in range(2):
             with django_capture_on_commit_callbacks(execute=True):
                 services.conversation_handoff(

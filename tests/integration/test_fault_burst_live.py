@@ -62,6 +62,10 @@ FAULT_ENV = {
     "CONVERSATION_AI_BUSY_RETRY_SECONDS": "0.2",
     "AI_IN_FLIGHT_LEASE_SECONDS": "3",
     "WECHAT_SEND_ORG_LIMIT_PER_MINUTE": "100000",
+    # Sends stay on the send worker, which is not killed (see the docstring): with the AI
+    # worker's inline first attempt, a kill inside the platform call would be the ambiguous
+    # case too (README, "Crash recovery").
+    "OUTBOUND_INLINE_FIRST_ATTEMPT": "0",
 }
 _LOG = open(os.environ["FAULT_LOG"], "a") if os.environ.get("FAULT_LOG") else None  # noqa: SIM115
 FRONT_QUEUES = "webhook,ai"

@@ -51,6 +51,7 @@ from apps.conversations.outbound.queue import (
     UNFINISHED,
     DeliveryResult,
     enqueue,
+    inline_first_attempt,
 )
 from apps.conversations.outbound.recovery import (
     RecoveryResult,
@@ -72,6 +73,7 @@ __all__ = [
     "conversation_for",
     "conversation_for_locked",
     "enqueue",
+    "inline_first_attempt",
     "outbound_deliver",
     "outbound_kick_account",
     "outbound_recover",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +26,47 @@ KINDS = (
 # Kinds that carry a file: a public ``url`` or a stored ``media_file`` (apps.media).
 MEDIA_KINDS = (Message.Kind.IMAGE, Message.Kind.FILE, Message.Kind.VIDEO)
 UNFINISHED = (Message.Status.QUEUED, Message.Status.SENDING)
+
+logger = logging.getLogger(__name__)
+
+_inline_first = contextvars.ContextVar("outbound_inline_first", default=False)
+
+
+@contextmanager
+def inline_first_attempt() -> Iterator[None]:
+    """Messages queued in this block for immediate delivery get their first attempt in this
+    process, right after their commit, instead of a trip through the ``send`` queue (issue 19:
+    one Celery task fewer per AI reply, and no wait behind the send worker). Only the first
+    attempt: a wait (human-like delay, rate limit, quiet hours, backoff) and every retry still
+    go through the queue, and exactly-once is the claim's as always (a queued task for the same
+    message finds it claimed and skips). ``OUTBOUND_INLINE_FIRST_ATTEMPT`` switches it off."""
+    token = _inline_first.set(True)
+    try:
+        yield
+    finally:
+        _inline_first.reset(token)
+
+
+def inline_requested() -> bool:
+    """Whether a message queued now asks for an inline first attempt (read at queueing time:
+    the attempt itself runs after the commit, possibly outside the block)."""
+    return _inline_first.get() and settings.OUTBOUND_INLINE_FIRST_ATTEMPT
+
+
+def dispatch(*, org_id: int, message_id: int, countdown: float, human: bool, inline: bool) -> bool:
+    """After a message's commit (an on-commit callback, so outside any transaction): attempt
+    it here (``inline``, no wait due), else ``enqueue`` it. An inline attempt that raises is
+    logged and handed to the queue, which skips the message if the attempt got as far as
+    claiming it (recovery then decides, as for a killed worker)."""
+    if inline and countdown <= 0:
+        from apps.conversations.outbound.delivery import outbound_deliver
+
+        try:
+            outbound_deliver(org_id=org_id, message_id=message_id)
+            return True
+        except Exception:
+            logger.exception("outbound: inline attempt of message %s failed", message_id)
+    return enqueue(org_id=org_id, message_id=message_id, countdown=countdown, human=human)
 
 
 def enqueue(*, org_id: int, message_id: int, countdown: float = 0.0, human: bool = False) -> bool:

@@ -10,7 +10,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.conversations.models import Conversation, Message
-from apps.conversations.outbound.queue import KINDS, MEDIA_KINDS, _push_status, enqueue
+from apps.conversations.outbound.queue import (
+    KINDS,
+    MEDIA_KINDS,
+    _push_status,
+    dispatch,
+    inline_requested,
+)
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
 from apps.orgs.models import Organization
 from apps.wechat_accounts.models import Contact, WeChatAccount
@@ -238,8 +244,10 @@ def send(
     countdown, human = human_delay(account), True
     if not_before and not_before > now:
         countdown, human = max(countdown, (not_before - now).total_seconds()), False
-    message_id, org_id = message.pk, org.pk
+    message_id, org_id, inline = message.pk, org.pk, inline_requested()
     transaction.on_commit(
-        lambda: enqueue(org_id=org_id, message_id=message_id, countdown=countdown, human=human)
+        lambda: dispatch(
+            org_id=org_id, message_id=message_id, countdown=countdown, human=human, inline=inline
+        )
     )
     return message
