@@ -309,10 +309,11 @@ def print_stages(steps: list[dict], workers: int) -> None:
         )
 
 
-def start_workers(env, layout: str, workers: int, prefix: str, webhook_threads: int = 0) -> list:
+def start_workers(env, layout: str, workers: int, prefix: str, webhook_procs: int = 0) -> list:
     """``all``: ``workers`` solo workers consuming every queue (``make run``'s embedded worker);
     ``queues``: one worker per queue group as docker-compose runs them (webhook + celery, send:
-    solo, or the webhook worker on ``webhook_threads`` threads; ai: 32 threads, the AI call being
+    solo, or the webhook worker with ``webhook_procs`` prefork processes as docker-compose runs
+    it with 4; ai: 32 threads, the AI call being
     I/O, as docker-compose), ``workers`` ignored."""
     if layout == "queues":
         return [
@@ -320,7 +321,7 @@ def start_workers(env, layout: str, workers: int, prefix: str, webhook_threads: 
                 env,
                 f"{prefix}webhook",
                 queues="webhook,celery",
-                **({"pool": "threads", "concurrency": webhook_threads} if webhook_threads else {}),
+                **({"pool": "prefork", "concurrency": webhook_procs} if webhook_procs else {}),
             ),
             common.start_worker(env, f"{prefix}send", queues="send"),
             common.start_worker(env, f"{prefix}ai", pool="threads", queues="ai", concurrency=32),
@@ -330,7 +331,7 @@ def start_workers(env, layout: str, workers: int, prefix: str, webhook_threads: 
 
 def run_workers(args, env, port, org, replies, workers: int, celery_app) -> dict:
     processes = start_workers(
-        env, args.layout, workers, f"e2e{workers}", webhook_threads=args.webhook_threads
+        env, args.layout, workers, f"e2e{workers}", webhook_procs=args.webhook_procs
     )
     try:
         wait_workers(celery_app, len(processes))
@@ -382,9 +383,7 @@ def wait_workers(celery_app, count: int) -> None:
 
 def run_noisy(args, env, port, quiet: Org, noisy: Org, replies, celery_app) -> dict:
     workers = max(args.workers)
-    processes = start_workers(
-        env, args.layout, workers, "noisy", webhook_threads=args.webhook_threads
-    )
+    processes = start_workers(env, args.layout, workers, "noisy", webhook_procs=args.webhook_procs)
     result: dict = {
         "rate": args.noisy_rate,
         "noisy_load": args.noisy_load,
@@ -451,10 +450,10 @@ def main() -> None:
         help="all: --workers solo workers on every queue; queues: one worker per queue group",
     )
     parser.add_argument(
-        "--webhook-threads",
+        "--webhook-procs",
         type=int,
         default=0,
-        help="--layout queues: run the webhook worker on this many threads (0: solo)",
+        help="--layout queues: the webhook worker's prefork processes (0: a solo worker)",
     )
     parser.add_argument("--noisy-neighbour", action="store_true")
     parser.add_argument("--noisy-rate", type=float, default=10.0)
