@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import core_loop_common as common  # noqa: E402
+import cpu_sample  # noqa: E402
 import stage_profile  # noqa: E402
 
 CONVERSATIONS = 200
@@ -240,8 +241,10 @@ def run_step(port, org, replies, *, label, rate, seconds, drain, timeout) -> dic
     load = Load()
     schedule = schedule_for(org, label, rate, seconds)
     tokens = [row[1] for row in schedule]
+    cpu_before = cpu_sample.sample()
     load.run(port, schedule)
     drained = replies.wait(tokens, time.time() + drain)
+    cpu_spent = cpu_sample.between(cpu_before, cpu_sample.sample())
     if not drained:
         replies.wait(tokens, time.time() + timeout)  # how many are lost, not just late
     time.sleep(0.5)  # a duplicate comes late
@@ -253,6 +256,9 @@ def run_step(port, org, replies, *, label, rate, seconds, drain, timeout) -> dic
     samples = stage_profile.stage_samples(load.posted, load.dedupe_keys, replies.first)
     step["stages"] = stages_summary(samples)
     step["profile"] = stage_profile.bottleneck(samples)
+    # The machine's CPU per message by role, POSTs to the last reply (anything else running on
+    # the machine counts as "other").
+    step["cpu_ms_per_message"] = cpu_sample.per_message_ms(cpu_spent, len(tokens))
     return step
 
 
@@ -274,6 +280,15 @@ def print_step(step: dict) -> None:
         f"  (POST alone p50 {_f(step['post_p50_ms'], 1)} / p99 {_f(step['post_p99_ms'], 1)} ms)",
         flush=True,
     )
+    cpu = step.get("cpu_ms_per_message")
+    if cpu:
+        roles = ", ".join(f"{role} {ms:.1f}" for role, ms in cpu.items() if role != "total")
+        cores = os.cpu_count() or 1
+        print(
+            f"         CPU a message {cpu['total']:.1f} ms ({roles}): at most "
+            f"{cores * 1000 / max(cpu['total'], 0.1):.0f} msg/s on {cores} cores",
+            flush=True,
+        )
 
 
 def print_stages(steps: list[dict], workers: int) -> None:
