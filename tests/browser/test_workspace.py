@@ -107,6 +107,15 @@ def open_page(instance, base_url, user, path="/workspace/", *, bypass_csp=False)
             page.errors.append(f"console: {message.text}") if message.type == "error" else None
         ),
     )
+    # The console names no URL: a response of 400 or more names it here.
+    page.on(
+        "response",
+        lambda response: (
+            page.errors.append(f"{response.status} {response.request.method} {response.url}")
+            if response.status >= 400
+            else None
+        ),
+    )
     page.goto(base_url + path)
     online(page)
     return page

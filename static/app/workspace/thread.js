@@ -270,7 +270,9 @@ export function markRead() {
     const row = document.querySelector(`.ws-row[data-id="${state.current}"]`);
     if (row) row.replaceWith(renderRow(c));
   }
-  if (!live.send("mark_read", { conversation_id: state.current })) {
+  // Before the socket is up, agents mark read over HTTP; the API refuses a read-only role (403),
+  // so a viewer's page does not ask.
+  if (!live.send("mark_read", { conversation_id: state.current }) && config.can_write) {
     api(`conversations/${state.current}/mark-read/`, { method: "POST" }).catch(() => {});
   }
 }
