@@ -2,8 +2,7 @@
  * Attention for a conversation newly waiting for a person: a toast, a short tone and, once the
  * agent allowed it, a desktop notification.
  */
-import { $, HANDOFF_REASONS, WAITING, _, config, displayName, fmt, state, toast } from "./core.js";
-import { openConversation } from "./thread.js";
+import { $, HANDOFF_REASONS, WAITING, _, config, displayName, fmt, hooks, state, toast } from "./core.js";
 
 // -- attention -----------------------------------------------------------------------------
 
@@ -35,13 +34,13 @@ export function attention(c) {
   const name = displayName(state.rows.get(c.id) || c);
   const reason = (HANDOFF_REASONS[c.handoff_reason] || (() => ""))();
   const text = fmt("%(name)s needs a person", { name }) + (reason ? `: ${reason}` : "");
-  toast(text, { kind: "warning", onclick: () => openConversation(c.id) });
+  toast(text, { kind: "warning", onclick: () => hooks.openConversation(c.id) });
   beep();
   if ("Notification" in window && Notification.permission === "granted" && document.visibilityState !== "visible") {
     const notification = new Notification(_("A conversation needs a person"), { body: text, tag: `handoff-${c.id}` });
     notification.onclick = () => {
       window.focus();
-      openConversation(c.id);
+      hooks.openConversation(c.id);
     };
   }
 }

@@ -9,12 +9,6 @@ import { draftAction } from "./drafts.js";
 
 // -- the composer --------------------------------------------------------------------------
 
-export function renderComposer() {
-  const canWrite = config.can_write;
-  $("ws-composer").hidden = !canWrite;
-  $("ws-readonly").hidden = canWrite;
-}
-
 async function submitComposer() {
   const input = $("ws-input");
   const text = input.value.trim();

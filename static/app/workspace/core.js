@@ -2,8 +2,8 @@
  * The workspace's shared ground, imported by every other module of static/app/workspace/:
  * the page config (json_script "workspace-config"), the JavaScript catalogue helpers (`_`, `fmt`),
  * the labels of the server's enums, the one `state` object all modules read and write, the REST
- * helper `api` (session auth, CSRF, X-Organization), DOM and formatting helpers, toasts, and the
- * page's one live socket (`live`, from static/app/live.js).
+ * helper `api` (session auth, CSRF, X-Organization), DOM and formatting helpers, toasts, the
+ * page's one live socket (`live`, from static/app/live.js) and the `hooks` main.js sets.
  */
 import { connect } from "../live.js";
 
@@ -73,6 +73,14 @@ export const state = {
   cannedIndex: 0,
   cannedItems: [],
   cannedToken: 0, // the newest canned-popup update; an older one that resolves late is dropped
+};
+
+// Calls against the direction of the imports: a list row, a customer-pane link and a toast open a
+// thread; a label edited in the thread header is applied like any conversation update. main.js
+// sets these at start, so the modules import each other one way only (no import cycle).
+export const hooks = {
+  openConversation: () => {},
+  applyConversation: () => {},
 };
 
 // -- HTTP ----------------------------------------------------------------------------------

@@ -12,13 +12,13 @@ import {
   config,
   el,
   fmt,
+  hooks,
   label,
   showError,
   state,
   timeLabel,
   toast,
 } from "./core.js";
-import { openConversation } from "./thread.js";
 
 // -- the customer pane ---------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ function renderCustomer(data) {
     section(
       _("Other conversations"),
       data.previous_conversations.length
-        ? el("ul", { class: "ws-plain" }, ...data.previous_conversations.map((p) => el("li", {}, el("a", { href: `${config.urls.page}c/${p.id}/`, onclick: (e) => { e.preventDefault(); openConversation(p.id); } }, `${p.account_name} · ${(config.labels.status || {})[p.status] || p.status} · ${timeLabel(p.last_message_at)}`))))
+        ? el("ul", { class: "ws-plain" }, ...data.previous_conversations.map((p) => el("li", {}, el("a", { href: `${config.urls.page}c/${p.id}/`, onclick: (e) => { e.preventDefault(); hooks.openConversation(p.id); } }, `${p.account_name} · ${(config.labels.status || {})[p.status] || p.status} · ${timeLabel(p.last_message_at)}`))))
         : el("p", { class: "ws-muted", text: _("None") }),
     ),
     section(

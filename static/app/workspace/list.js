@@ -11,13 +11,13 @@ import {
   config,
   displayName,
   el,
+  hooks,
   modeBadges,
   showError,
   state,
   timeLabel,
   waitedLabel,
 } from "./core.js";
-import { openConversation } from "./thread.js";
 
 // -- the list ------------------------------------------------------------------------------
 
@@ -126,8 +126,8 @@ export function renderRow(c) {
       class: `ws-row${c.id === state.current ? " ws-row-active" : ""}${c.unread_count ? " ws-row-unread" : ""}`,
       dataset: { id: c.id },
       tabindex: "0",
-      onclick: () => openConversation(c.id),
-      onkeydown: (e) => e.key === "Enter" && openConversation(c.id),
+      onclick: () => hooks.openConversation(c.id),
+      onkeydown: (e) => e.key === "Enter" && hooks.openConversation(c.id),
     },
     avatar(name, c.contact && c.contact.avatar_url),
     el(

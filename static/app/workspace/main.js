@@ -16,18 +16,22 @@
  *   attention.js  toast, tone and desktop notification when a conversation needs a person
  *   updates.js    applying conversation changes, and the handlers of the socket's events
  *
- * The modules import each other's functions (the list opens a thread, a thread action updates
- * the list); none runs anything when imported except core.js opening the socket, so the start
- * below decides the order.
+ * The modules import each other one way only: core <- list, customer, drafts, attention <- thread
+ * <- composer, updates <- actions (tests/conversations/test_workspace_modules.py checks it; a
+ * cycle would keep ManifestStaticFilesStorage from ever hashing the import paths). The few calls
+ * the other way go through core.js's `hooks`, set below. No module runs anything when imported
+ * except core.js opening the socket, so the start below decides the order.
  */
-import { $, config, live, state } from "./core.js";
+import { $, config, hooks, live, state } from "./core.js";
 import { loadFilters, loadList, refreshCounts, setupList } from "./list.js";
 import { openConversation, setupThread } from "./thread.js";
 import { setupComposer } from "./composer.js";
 import { loadMembers, setupActions } from "./actions.js";
 import { setupNotifications } from "./attention.js";
-import { setupLiveUpdates } from "./updates.js";
+import { applyConversation, setupLiveUpdates } from "./updates.js";
 
+hooks.openConversation = openConversation;
+hooks.applyConversation = applyConversation;
 setupLiveUpdates();
 $("ws-me").textContent = config.user.name;
 setupList();

@@ -1,6 +1,7 @@
 /*
  * The open conversation (middle column): header, labels, handoff banner, presence line, message
- * and note bubbles, older pages, opening and closing a thread, read marks, joining its group.
+ * and note bubbles, older pages, opening and closing a thread (with the composer, or the
+ * read-only note for a viewer), read marks, joining its group.
  */
 import { renderMedia } from "../media.js";
 import {
@@ -17,6 +18,7 @@ import {
   displayName,
   el,
   fmt,
+  hooks,
   label,
   live,
   memberName,
@@ -29,9 +31,7 @@ import {
 } from "./core.js";
 import { renderRow } from "./list.js";
 import { loadDrafts } from "./drafts.js";
-import { renderComposer } from "./composer.js";
 import { loadCustomer } from "./customer.js";
-import { applyConversation } from "./updates.js";
 
 // -- the thread ----------------------------------------------------------------------------
 
@@ -167,7 +167,7 @@ function renderLabels(c) {
   const names = c.labels || [];
   const save = (next) =>
     api(`conversations/${c.id}/labels/`, { method: "POST", body: { labels: next } })
-      .then((updated) => applyConversation(updated))
+      .then((updated) => hooks.applyConversation(updated))
       .catch(showError);
   const chips = names.map((name) =>
     el("span", { class: "ws-tag" }, name, config.can_write ? el("button", { type: "button", class: "ws-tag-x", "aria-label": _("Remove label"), text: "×", onclick: () => save(names.filter((n) => n !== name)) }) : null),
@@ -200,6 +200,12 @@ export function renderPresence() {
     parts.unshift(state.aiStatus.text ? `${_("AI is replying…")} ${state.aiStatus.text}` : _("AI is replying…"));
   }
   $("ws-presence").textContent = parts.join(" · ");
+}
+
+function renderComposer() {
+  const canWrite = config.can_write;
+  $("ws-composer").hidden = !canWrite;
+  $("ws-readonly").hidden = canWrite;
 }
 
 export async function openConversation(id, { pushHistory = true } = {}) {
