@@ -394,4 +394,10 @@ def test_the_list_a_conversation_and_a_live_update_log_no_console_error(
             expect(row.locator(".ws-row-preview")).to_have_text("那我现在下单", timeout=5000)
             assert page.input_value("#ws-input") == "您好，本周下单九折"
             page.screenshot(path=str(SHOTS / "10-live-update.png"))
+
+            # A label typed in the header is saved and shown as the server returns it.
+            page.fill(".ws-label-input", "意向客户")
+            page.press(".ws-label-input", "Enter")
+            expect(page.locator("#ws-thread-labels .ws-tag")).to_have_text(["意向客户×"])
+            wait_until(lambda: [x.name for x in conversation.labels.all()] == ["意向客户"])
         assert page.errors == []
