@@ -9,7 +9,11 @@ Prints the numbers issue 14 asks for, so a before/after can be compared in one r
   counted separately); reported as app-level cycles (between apps) and within-app cycles.
 - cross-app function-level imports: imports inside a function or method body that name a
   different app than the importing module's own.
-- modules over 800 lines.
+- modules over 800 lines, and JavaScript files under static/app/ over 800 lines (the same rule:
+  split a page's script into ES modules, as static/app/workspace/ is).
+
+`--check` prints only the files over the limit and exits 1 when there is one; `make lint` and
+tests/core/test_module_size.py run it, so CI enforces the rule.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ROOT / "apps"
+STATIC_APP = ROOT / "static" / "app"
 LIMIT = 800
 
 
@@ -103,6 +108,37 @@ def collect():
 
         visit(tree, False, False)
     return modules, edges_top, edges_all, function_level, sorted(long_modules, reverse=True)
+
+
+def line_count(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+def long_python_modules(apps_dir: Path = APPS) -> list[tuple[int, str]]:
+    """Python modules under apps/ (migrations aside) over LIMIT lines, longest first."""
+    found = [
+        (line_count(path), str(path.relative_to(apps_dir.parent)))
+        for path in apps_dir.rglob("*.py")
+        if "migrations" not in path.parts
+    ]
+    return sorted((item for item in found if item[0] > LIMIT), reverse=True)
+
+
+def long_js_files(static_dir: Path = STATIC_APP) -> list[tuple[int, str]]:
+    """JavaScript files under static/app/ (subfolders included) over LIMIT lines, longest first."""
+    found = [
+        (line_count(path), str(path.relative_to(static_dir.parents[1])))
+        for path in static_dir.rglob("*.js")
+    ]
+    return sorted((item for item in found if item[0] > LIMIT), reverse=True)
+
+
+def check(apps_dir: Path = APPS, static_dir: Path = STATIC_APP) -> int:
+    """The rule "no module over 800 lines" for Python and JavaScript: 1 when it is broken."""
+    over = long_python_modules(apps_dir) + long_js_files(static_dir)
+    for lines, name in over:
+        print(f"{name}: {lines} lines (limit {LIMIT}; split it into smaller modules)")
+    return 1 if over else 0
 
 
 def sccs(nodes, edges):
@@ -206,6 +242,10 @@ def main(verbose: bool) -> None:
     print(f"modules over {LIMIT} lines: {len(long_modules)}")
     for lines, name in long_modules:
         print(f"   {lines} {name}")
+    long_js = long_js_files()
+    print(f"JavaScript files under static/app/ over {LIMIT} lines: {len(long_js)}")
+    for lines, name in long_js:
+        print(f"   {lines} {name}")
     summary = {
         "bench": "arch",
         "modules": len(modules),
@@ -216,9 +256,12 @@ def main(verbose: bool) -> None:
         "upward_function_level_imports": len(upward),
         "higher_layer_imports": len(violations),
         "modules_over_limit": len(long_modules),
+        "js_files_over_limit": len(long_js),
     }
     print(json.dumps(summary))
 
 
 if __name__ == "__main__":
+    if "--check" in sys.argv:
+        sys.exit(check())
     main("--verbose" in sys.argv)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from apps.conversations.models import CannedReply, Conversation, Message
@@ -98,6 +99,23 @@ def open_page(instance, base_url, user, path="/workspace/", *, bypass_csp=False)
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    # What the console shows as an error counts too: a module that failed to load, a failed
+    # request of the page's own scripts, a CSP violation.
+    page.on(
+        "console",
+        lambda message: (
+            page.errors.append(f"console: {message.text}") if message.type == "error" else None
+        ),
+    )
+    # The console names no URL: a response of 400 or more names it here.
+    page.on(
+        "response",
+        lambda response: (
+            page.errors.append(f"{response.status} {response.request.method} {response.url}")
+            if response.status >= 400
+            else None
+        ),
+    )
     page.goto(base_url + path)
     online(page)
     return page
@@ -327,4 +345,59 @@ def test_slash_inserts_a_canned_reply_with_variables_filled(daphne, loop):
             page.keyboard.press("Shift+Enter")
             assert page.input_value("#ws-input").endswith("\n")
             assert not Message.objects.filter(conversation=conversation).exists()
+        assert page.errors == []
+
+
+def test_the_list_a_conversation_and_a_live_update_log_no_console_error(
+    daphne, workers, loop, not_eager
+):
+    """Every workspace screen an agent uses, in Chinese: the list, an open conversation with
+    its reply box and customer pane, and a message arriving live. The console shows no error
+    (a module of the page that failed to load, or threw, would show here first)."""
+    workers(1)
+    org = loop["org"]
+    agent = _member(org, Role.AGENT, "小李")
+    contact = customer(loop)
+    conversation = Conversation.objects.create(
+        org=org,
+        account=loop["account"],
+        contact=contact,
+        mode="human",
+        assignee=agent,
+        last_message_at=timezone.now(),
+    )
+    Message.objects.create(
+        org=org,
+        conversation=conversation,
+        account=loop["account"],
+        direction="inbound",
+        sender_kind="customer",
+        text="请问有优惠吗",
+    )
+    with browser() as instance:
+        page = open_page(instance, daphne, agent)
+        with shot_on_failure(page, "console"):
+            row = page.locator(".ws-row", has_text="王女士")
+            row.wait_for(timeout=10000)
+            expect(row.locator(".ws-badge-human")).to_have_text("人工")  # the JS catalogue
+            page.screenshot(path=str(SHOTS / "08-list.png"))
+
+            row.click()
+            bubble(page, "请问有优惠吗").wait_for(timeout=10000)
+            expect(page.locator("#ws-customer")).to_contain_text("其他会话", timeout=10000)
+            expect(page.locator("#ws-thread-assignee")).to_have_text("分配给 小李")
+            page.fill("#ws-input", "您好，本周下单九折")
+            page.screenshot(path=str(SHOTS / "09-conversation.png"))
+
+            say(daphne, loop, "那我现在下单")
+            bubble(page, "那我现在下单").wait_for(timeout=20000)
+            expect(row.locator(".ws-row-preview")).to_have_text("那我现在下单", timeout=5000)
+            assert page.input_value("#ws-input") == "您好，本周下单九折"
+            page.screenshot(path=str(SHOTS / "10-live-update.png"))
+
+            # A label typed in the header is saved and shown as the server returns it.
+            page.fill(".ws-label-input", "意向客户")
+            page.press(".ws-label-input", "Enter")
+            expect(page.locator("#ws-thread-labels .ws-tag")).to_have_text(["意向客户×"])
+            wait_until(lambda: [x.name for x in conversation.labels.all()] == ["意向客户"])
         assert page.errors == []

@@ -55,7 +55,7 @@ def test_page_renders_for_a_member_with_its_config(org, make_member):
     config = response.context["config"]
     assert config["org"]["id"] == org.id and config["can_write"] is True
     assert b'id="workspace-config"' in response.content
-    assert b"app/workspace.js" in response.content and b"app/live.js" not in response.content
+    assert b"app/workspace/main.js" in response.content and b"app/live.js" not in response.content
 
 
 def test_page_config_names_the_orgs_ai_apps_only(org, other_org, make_member):
