@@ -153,6 +153,16 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side parameters and prepared statements (issue 19): psycopg prepares a statement
+    # run DB_PREPARE_THRESHOLD times on a connection, so PostgreSQL parses and plans the core
+    # loop's statements once per connection instead of on every call. Switch both off behind a
+    # transaction-mode pooler that does not keep prepared statements.
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _db_options["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
+    if _db_options["server_side_binding"]:
+        # Executions before psycopg prepares a statement (Django's default None: never).
+        _db_options["prepare_threshold"] = env.int("DB_PREPARE_THRESHOLD", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: REDIS_URL, or the embedded Redis on a unix socket under var/ when unset ---------------
