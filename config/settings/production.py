@@ -34,7 +34,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 STORAGES = {
     # media: the storage chosen in base.py (filesystem or S3-compatible, MEDIA_STORAGE).
     "default": STORAGES["default"],
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    # Hashed names, JavaScript module imports rewritten to them too.
+    "staticfiles": {"BACKEND": "apps.core.staticfiles.ModuleManifestStaticFilesStorage"},
 }
 # Structured logs: one JSON object per line unless LOG_FORMAT says otherwise.
 LOGGING["handlers"]["console"]["formatter"] = env.str("LOG_FORMAT", default="json")

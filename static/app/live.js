@@ -2,7 +2,7 @@
  * live.js: the one WebSocket client of every live page (workspace, console dashboard, lists).
  * An ES module, no build step, no dependencies.
  *
- *   import { connect } from "/static/app/live.js";
+ *   (a module) imports connect from app/live.js, e.g. workspace/core.js;
  *
  *   const live = connect({
  *     url: "/ws/chat/",                    // path (same origin) or full ws(s):// URL

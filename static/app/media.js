@@ -5,7 +5,7 @@
  *
  * API (ES module):
  *
- *   import { renderMedia, uploadMedia, attachmentInput, kindOfFile } from "./media.js";
+ *   (a module) imports renderMedia, uploadMedia, attachmentInput, kindOfFile from app/media.js;
  *
  *   renderMedia(message) -> Node | null
  *       ``message.media`` as the API and the WebSocket events carry it
