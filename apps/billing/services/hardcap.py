@@ -39,7 +39,7 @@ _CHECK_CALL = (
     "%s::numeric, %s::text, %s::bigint)"
 )
 
-_KNOWN = object()  # ``insert_checked``: the request id exists, nothing written.
+KNOWN = object()  # ``insert_checked``: the request id exists, nothing written.
 
 
 def insert_checked(*, org: Organization, reservation: Reservation, values: dict):
@@ -54,7 +54,7 @@ def insert_checked(*, org: Organization, reservation: Reservation, values: dict)
     holder committed. The function reads the limits of the rows it locked, so the cached
     budgets only decided that a blocking budget may apply.
 
-    Returns ``_KNOWN`` when the request id exists (nothing written, also after a refusal: the
+    Returns ``KNOWN`` when the request id exists (nothing written, also after a refusal: the
     caller re-checks it as a re-hold); raises ``BudgetExceeded`` on a refusal.
     """
     now = values["created_at"]
@@ -78,9 +78,9 @@ def insert_checked(*, org: Organization, reservation: Reservation, values: dict)
             guard_params=check,
         )
     if refused is None:
-        return _KNOWN if pk is None else pk
+        return KNOWN if pk is None else pk
     if selectors.reservation_get(org=org, request_id=reservation.request_id) is not None:
-        return _KNOWN
+        return KNOWN
     if isinstance(refused, str):  # Django's psycopg setup leaves jsonb undecoded.
         refused = json.loads(refused)
     budget = Budget.objects.filter(org=org, id=refused["budget_id"]).first()

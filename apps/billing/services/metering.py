@@ -199,7 +199,7 @@ def _reserve_checked(*, org, config, **call) -> Reservation | None:
     request id already exists (nothing written); raises ``BudgetExceeded`` on a refusal."""
     reservation, values = _new_reservation(org=org, config=config, **call)
     pk = hardcap.insert_checked(org=org, reservation=reservation, values=values)
-    return None if pk is hardcap._KNOWN else _saved(reservation, pk)
+    return None if pk is hardcap.KNOWN else _saved(reservation, pk)
 
 
 def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
