@@ -3,7 +3,7 @@
 ``reserve`` under a blocking budget used to lock the budget rows, read the usage sums and commit
 in three client round trips; with 8 workers on 2 cores the lock was held about 5 ms per call,
 mostly waiting for the lock holder to be scheduled again. Called from one autocommitted
-statement (``services.metering._reserve_checked``), the function takes the locks, reads the sums
+statement (``services.hardcap.insert_checked``), the function takes the locks, reads the sums
 and, in the same statement, the reservation is inserted and committed: the lock is held only
 while the server runs it.
 
