@@ -18,7 +18,7 @@ cached: every call reads the database as before. ``BILLING_CONFIG_CACHE_SECONDS`
 long an entry lives even if no token changes (writes that bypass the ORM's signals).
 
 What the cache decides is only *whether* budget work is needed. The hard cap itself is still
-checked under the budget rows' locks against fresh usage sums (``metering._check_fits``).
+checked under the budget rows' locks against fresh usage sums (``services.hardcap``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Benchmark of billing against PostgreSQL: reserve+settle throughput with concurrent worker
 processes, and the latency of the ``usage/`` endpoint on a 1,000,000-row ledger.
 
-It creates (drops first) its own database ``bench_billing`` on the server of DATABASE_URL,
+It creates (drops first) its own database (``--database``, default ``bench_billing``) on the
+server of DATABASE_URL,
 migrates it, COPYs --rows ledger rows spread over the last 90 days into one organisation,
 rebuilds the daily/monthly aggregates from them, and measures, each next to a baseline taken in
 the same run:
@@ -14,14 +15,18 @@ the same run:
    organisation (an organisation budget and per-account budgets, all locked per call), and
    against an organisation without budgets — baselines: the same processes running empty
    transactions (``BEGIN; SELECT 1; COMMIT``), and pairs of one-row write transactions (a
-   reserve+settle pair commits twice; each commit waits for the WAL flush).
+   reserve+settle pair commits twice; each commit waits for the WAL flush). The settled usage
+   stays within the reservation (a provider honouring ``max_tokens``); a last phase
+   (``overrun``) has about half the answers longer than reserved, as a provider ignoring
+   ``max_tokens`` does: each is capped to the reservation and raises monitoring's quota alert
+   (one open alert per AI app, so those settlements queue on its row).
 
 The last line is one JSON object: ``{"bench": "billing", "pairs_per_s": …, "plain_pairs_per_s":
 …, "ratio": …, ...}`` (``pairs_per_s`` is the organisation with budgets; the one without budgets
 is ``nobudget_pairs_per_s``). Issue 19's goal: ``ratio`` ≥ 0.3.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python bench/billing/run.py
-    options: --rows 1000000 --workers 8 --seconds 10 --requests 60
+    options: --rows 1000000 --workers 8 --seconds 10 --requests 60 --database bench_billing
 """
 
 from __future__ import annotations
@@ -52,19 +57,19 @@ USERS = 30
 ACCOUNTS = 60
 
 
-def _bench_url(url: str) -> str:
+def _bench_url(url: str, name: str = BENCH_DB) -> str:
     parsed = urlparse(url)
-    return urlunparse(parsed._replace(path=f"/{BENCH_DB}"))
+    return urlunparse(parsed._replace(path=f"/{name}"))
 
 
-def _create_database(url: str) -> None:
+def _create_database(url: str, name: str = BENCH_DB) -> None:
     import psycopg
 
     parsed = urlparse(url)
     admin = urlunparse(parsed._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _setup() -> None:
@@ -288,11 +293,13 @@ def _worker(args) -> dict:
                 wechat_account_id=account,
                 request_id=f"{mode}-{worker}-{i}",
             )
-            services.settle(
-                reservation=reservation,
-                input_tokens=rng.randint(100, 1500),
-                output_tokens=rng.randint(10, 400),
-            )
+            if mode == "overrun":
+                # About half the answers are longer than reserved (a provider ignoring
+                # max_tokens): capped to the reservation and a quota alert raised each time.
+                used_in, used_out = rng.randint(100, 1500), rng.randint(10, 400)
+            else:
+                used_in, used_out = rng.randint(100, 800), rng.randint(10, 200)
+            services.settle(reservation=reservation, input_tokens=used_in, output_tokens=used_out)
         latencies.append(time.perf_counter() - started)
         i += 1
     connections.close_all()
@@ -318,13 +325,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument(
+        "--database",
+        default=BENCH_DB,
+        help="name of the database the bench creates (dropped first) on DATABASE_URL's server",
+    )
     args = parser.parse_args()
+    if not args.database.replace("_", "").isalnum():
+        sys.exit("--database: letters, digits and underscores only.")
 
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         sys.exit("Set DATABASE_URL to a PostgreSQL server (the script creates bench_billing).")
-    _create_database(url)
-    os.environ["DATABASE_URL"] = _bench_url(url)
+    _create_database(url, args.database)
+    os.environ["DATABASE_URL"] = _bench_url(url, args.database)
     _setup()
 
     from django.core.management import call_command
@@ -376,6 +390,7 @@ def main() -> None:
         ("baseline-writes", org.id, "baseline: 2 x (INSERT one row + COMMIT)"),
         ("budgets", org.id, "reserve+settle, org + account budgets, 1M-row org"),
         ("nobudget", quiet.id, "reserve+settle, organisation without budgets"),
+        ("overrun", org.id, "reserve+settle, budgets, half the answers overrun"),
     ):
         rate, latencies = _throughput(mode, org_id, args.workers, args.seconds)
         results[mode] = rate
@@ -401,6 +416,8 @@ def main() -> None:
         "ratio": round(results["budgets"] / plain, 3) if plain else None,
         "nobudget_pairs_per_s": round(results["nobudget"], 1),
         "nobudget_ratio": round(results["nobudget"] / plain, 3) if plain else None,
+        "overrun_pairs_per_s": round(results["overrun"], 1),
+        "overrun_ratio": round(results["overrun"] / plain, 3) if plain else None,
         "empty_tx_per_s": round(results["baseline"], 1),
         "workers": args.workers,
         "seconds": args.seconds,

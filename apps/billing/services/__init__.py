@@ -23,17 +23,20 @@ How other apps meter a call (all idempotent by ``request_id``, unique per organi
     billing.record_usage(org=org, provider="gewe", model="send_text", kind="platform", units=1,
                          wechat_account_id=account.id, request_id=f"gewe:{message.id}")
 
-Concurrency: ``reserve`` inserts its reservation, then locks the active budget rows the call
-counts against (``SELECT ... FOR UPDATE`` in id order) and reads usage and live holds in one
-statement (one snapshot, its own hold included) before committing, so concurrent callers in any
-number of processes are serialised per budget and cannot overspend it. ``settle`` and
+Concurrency: ``reserve`` locks the active blocking budget rows the call counts against
+(``SELECT ... FOR UPDATE`` in id order), reads usage and live holds in one statement after the
+lock is granted, and inserts its reservation before the locks are released at commit, so
+concurrent callers in any number of processes are serialised per budget and cannot overspend
+it. On PostgreSQL all of that is ONE autocommitted statement calling the function
+``billing_reserve_check`` (``services.hardcap``): the locks last only while the server runs it.
+On SQLite it is one transaction (insert, lock, sums, commit). ``settle`` and
 ``record_usage`` take no budget lock: they evaluate thresholds in their transaction and again
 after commit (whoever commits last sees every write). A call no blocking budget applies to takes
 no lock and no transaction. SQLite serialises writers anyway.
 
 Hot path (issue 19): budgets and prices come from a per-process cache validated by a Redis token
-(``apps.billing.config_cache``); on PostgreSQL ``reserve`` without blocking budgets, ``settle``
-and ``record_usage`` are one statement each (``services._sql``).
+(``apps.billing.config_cache``); on PostgreSQL ``reserve`` (with or without blocking budgets),
+``settle`` and ``record_usage`` are one statement each (``services._sql``, ``services.hardcap``).
 """
 
 from apps.billing.services._common import (

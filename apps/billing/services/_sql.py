@@ -50,6 +50,39 @@ def insert_returning_id(model, values: dict, *, conflict: tuple[str, ...] = ()) 
     return None if row is None else row[0]
 
 
+@cache
+def _guarded_statement(model, names: tuple[str, ...], conflict: tuple[str, ...], guard: str):
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = tuple(meta.get_field(name) for name in names)
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    targets = ", ".join(quote(meta.get_field(name).column) for name in conflict)
+    pk = quote(meta.pk.column)
+    sql = (
+        f"WITH guard AS (SELECT {guard} AS refused), "  # noqa: S608
+        f"ins AS (INSERT INTO {quote(meta.db_table)} ({columns}) "
+        f"SELECT {placeholders} FROM guard WHERE refused IS NULL "
+        f"ON CONFLICT ({targets}) DO NOTHING RETURNING {pk}) "
+        f"SELECT (SELECT refused FROM guard), (SELECT {pk} FROM ins)"
+    )
+    return sql, fields
+
+
+def insert_unless_refused(
+    model, values: dict, *, conflict: tuple[str, ...], guard: str, guard_params: list
+) -> tuple[object, int | None]:
+    """PostgreSQL: evaluate ``guard`` (an SQL expression, e.g. a function call) and insert the
+    row only if it is NULL, ``ON CONFLICT DO NOTHING``, in ONE statement. Returns (the guard's
+    value, the new row's id or None when refused or the row exists). Outside a transaction the
+    statement commits on its own: locks the guard takes last only while the server runs it."""
+    sql, fields = _guarded_statement(model, tuple(values), conflict, guard)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*guard_params, *_params(fields, values.values())])
+        refused, pk = cursor.fetchone()
+    return refused, pk
+
+
 def upsert_add(model, key: dict, deltas: dict) -> None:
     """Add ``deltas`` to the aggregate row ``key`` or create it, in one atomic statement
     (``INSERT ... ON CONFLICT DO UPDATE``)."""

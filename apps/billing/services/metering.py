@@ -15,15 +15,13 @@ from apps.accounts.models import User
 from apps.billing import selectors
 from apps.billing.config_cache import MeteringConfig, metering_config
 from apps.billing.models import (
-    Budget,
     CostLedger,
     Kind,
     Reservation,
 )
-from apps.billing.periods import current_period
+from apps.billing.services import hardcap
 from apps.billing.services._common import BudgetExceeded
 from apps.billing.services._sql import insert_returning_id
-from apps.billing.services.budgets import _lock_budgets
 from apps.billing.services.ledger import _savepoint_if_nested, _write_ledger
 from apps.billing.services.prices import _price_and_cost
 from apps.billing.services.thresholds import _alert_refusal
@@ -61,6 +59,10 @@ def reserve(
 
     A refusal records the budget's 100 % alert for the period (once) and sends
     ``budget_threshold_crossed`` after commit.
+
+    On PostgreSQL the check and the insert of a new request id are ONE autocommitted statement
+    (``_reserve_checked``): the budget rows are locked only while the server runs it. Elsewhere
+    (SQLite) they run in one transaction: lock, read the sums, insert.
     """
     if estimated_output_tokens is None:
         estimated_output_tokens = settings.BILLING_DEFAULT_OUTPUT_TOKENS
@@ -82,7 +84,9 @@ def reserve(
         blocking = config.blocking_applies(
             user_id=getattr(user, "pk", None), wechat_account_id=wechat_account_id
         )
-        if blocking:
+        if blocking and connection.vendor == "postgresql":
+            reservation = _reserve_checked(org=org, config=config, **call)
+        elif blocking:
             with transaction.atomic():
                 reservation = _reserve_new(org=org, config=config, check=True, **call)
         else:
@@ -159,57 +163,8 @@ def _hold_cost(*, org, config, now, **call) -> tuple[Decimal, str]:
     return cost, currency
 
 
-def _check_hold(
-    *, org, config: MeteringConfig, now, reservation: Reservation, included: bool = False
-) -> None:
-    """Lock the budgets the call counts against and raise ``BudgetExceeded`` if its estimate
-    does not fit (in the caller's transaction; the locks last until it commits). ``included``:
-    the reservation is already inserted in this transaction."""
-    budgets = _lock_cached_budgets(org=org, config=config, reservation=reservation)
-    if budgets is None:
-        budgets = _lock_budgets(
-            org=org, user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
-        )
-    blocking = [b for b in budgets if b.action == Budget.Action.BLOCK]
-    if blocking:
-        _check_fits(
-            org=org,
-            budgets=blocking,
-            now=now,
-            cost=reservation.estimated_cost,
-            currency=reservation.currency,
-            tokens=reservation.estimated_tokens,
-            included=included,
-        )
-
-
-_LOCK_SQL = (
-    "SELECT id, money_limit, token_limit, currency, action FROM billing_budget "
-    "WHERE org_id = %s AND is_active AND id = ANY(%s) ORDER BY id FOR UPDATE"
-)
-
-
-def _lock_cached_budgets(
-    *, org, config: MeteringConfig, reservation: Reservation
-) -> list[Budget] | None:
-    """Lock the cached budgets the call counts against (PostgreSQL, one hand-written statement
-    instead of compiling the ORM query) and return them if their limits are unchanged; None
-    when the caller must lock and read them through the ORM (SQLite, or they changed)."""
-    if connection.vendor != "postgresql":
-        return None
-    cached = config.budgets_applicable(
-        user_id=reservation.user_id, wechat_account_id=reservation.wechat_account_id
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_SQL, [org.pk, [b.pk for b in cached]])
-        rows = cursor.fetchall()
-    expected = [(b.pk, b.money_limit, b.token_limit, b.currency, b.action) for b in cached]
-    return cached if [tuple(row) for row in rows] == expected else None
-
-
-def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
-    """Hold a call under a new request id: one ``INSERT ... ON CONFLICT DO NOTHING``. None when
-    the request id already exists (nothing written)."""
+def _new_reservation(*, org, config, **call) -> tuple[Reservation, dict]:
+    """The unsaved reservation of a call and its column values (validated)."""
     now = timezone.now()
     cost, currency = _hold_cost(org=org, config=config, now=now, **call)
     fields = _reservation_fields(now=now, cost=cost, currency=currency, **call)
@@ -228,6 +183,31 @@ def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
         "updated_at": now,
         **{name: getattr(reservation, name) for name in _RESERVATION_COLUMNS},
     }
+    return reservation, values
+
+
+def _saved(reservation: Reservation, pk: int) -> Reservation:
+    reservation.pk = pk
+    reservation._state.adding = False
+    reservation._state.db = connection.alias
+    return reservation
+
+
+def _reserve_checked(*, org, config, **call) -> Reservation | None:
+    """PostgreSQL, a blocking budget applies: check the hard cap and insert in ONE statement,
+    autocommitted when the caller has no transaction (``hardcap.insert_checked``). None when the
+    request id already exists (nothing written); raises ``BudgetExceeded`` on a refusal."""
+    reservation, values = _new_reservation(org=org, config=config, **call)
+    pk = hardcap.insert_checked(org=org, reservation=reservation, values=values)
+    return None if pk is hardcap.KNOWN else _saved(reservation, pk)
+
+
+def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
+    """Hold a call under a new request id: one ``INSERT ... ON CONFLICT DO NOTHING``. None when
+    the request id already exists (nothing written). With ``check``, in the caller's
+    transaction: the budgets are then locked and the hold checked (the path on SQLite)."""
+    reservation, values = _new_reservation(org=org, config=config, **call)
+    now = reservation.created_at
     pk = insert_returning_id(Reservation, values, conflict=("org_id", "request_id"))
     if pk is None:
         return None
@@ -235,11 +215,8 @@ def _reserve_new(*, org, config, check: bool, **call) -> Reservation | None:
         # The budget locks serialise an organisation's reservations until commit, so they are
         # taken last: while they are held only the sums are read (they see the row inserted
         # above as a live hold) before the commit. A refusal rolls the insert back.
-        _check_hold(org=org, config=config, now=now, reservation=reservation, included=True)
-    reservation.pk = pk
-    reservation._state.adding = False
-    reservation._state.db = connection.alias
-    return reservation
+        hardcap.check_hold(org=org, config=config, now=now, reservation=reservation, included=True)
+    return _saved(reservation, pk)
 
 
 # What a reservation says about its call: written on reserve, returned when settling claims it.
@@ -280,7 +257,7 @@ def _reserve_existing(*, org, config, request_id, user, wechat_account_id, **cal
         setattr(existing, name, value)
     existing.full_clean(exclude=["org", "user"], validate_unique=False, validate_constraints=False)
     if blocking:
-        _check_hold(org=org, config=config, now=now, reservation=existing)
+        hardcap.check_hold(org=org, config=config, now=now, reservation=existing)
     # Reactivate only if nobody settled or re-held it meanwhile.
     reactivated = Reservation.objects.filter(
         pk=existing.pk, status__in=[Reservation.Status.RELEASED, Reservation.Status.EXPIRED]
@@ -288,56 +265,6 @@ def _reserve_existing(*, org, config, request_id, user, wechat_account_id, **cal
     if not reactivated:
         return Reservation.objects.get(pk=existing.pk)
     return existing
-
-
-def _check_fits(
-    *,
-    org: Organization,
-    budgets: list[Budget],
-    now: dt.datetime,
-    cost: Decimal,
-    currency: str,
-    tokens: int,
-    included: bool = False,
-) -> None:
-    """Raise ``BudgetExceeded`` for the first budget that this call would take over its limit
-    (ledger this month + live holds + this estimate). The budgets are locked by the caller.
-    ``included``: the call's own reservation is already inserted (uncommitted), so the live
-    holds read count it."""
-    period_key = current_period(org, now).key
-    # One statement, hence one snapshot (see selectors.budget_sums).
-    sums = selectors.budget_sums(budgets=budgets, org=org, period_key=period_key, held_at=now)
-    for budget in budgets:
-        used_money = sums[budget.pk].money_used + sums[budget.pk].money_held
-        used_tokens = sums[budget.pk].tokens_used + sums[budget.pk].tokens_held
-        if included:
-            used_tokens -= tokens
-            if currency == budget.currency:
-                used_money -= cost
-        if (
-            budget.money_limit is not None
-            and currency == budget.currency
-            and used_money + cost > budget.money_limit
-        ):
-            raise BudgetExceeded(
-                _("The monthly budget “%(budget)s” would be exceeded.") % {"budget": budget},
-                budget=budget,
-                metric="money",
-                used=used_money,
-                limit=budget.money_limit,
-                requested=cost,
-                period=period_key,
-            )
-        if budget.token_limit is not None and used_tokens + tokens > budget.token_limit:
-            raise BudgetExceeded(
-                _("The monthly token quota “%(budget)s” would be exceeded.") % {"budget": budget},
-                budget=budget,
-                metric="tokens",
-                used=used_tokens,
-                limit=budget.token_limit,
-                requested=tokens,
-                period=period_key,
-            )
 
 
 def settle(
