@@ -27,4 +27,4 @@ RUN SECRET_KEY=build-only-placeholder-secret-key-0123456789-abcdefghijklmnop \
     python manage.py collectstatic --noinput
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--ping-interval", "120", "config.asgi:application"]

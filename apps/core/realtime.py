@@ -20,6 +20,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core import ws_hub
+
 logger = logging.getLogger(__name__)
 
 # Counted here so /metrics and tests can read it without importing Prometheus.
@@ -113,11 +115,9 @@ def _run_sync(coro: Coroutine) -> None:
 
 
 async def _group_send_all(layer, groups: list[str], message: dict[str, Any]) -> None:
-    # Each copy names its group: a Daphne process receives it once and hands it to its local
-    # sockets in that group (apps.core.ws_hub).
-    await asyncio.gather(
-        *(layer.group_send(group, {**message, "group": group}) for group in groups)
-    )
+    # One PUBLISH per group: each Daphne process with a socket in the group receives it once and
+    # hands it to its local sockets there (apps.core.ws_hub).
+    await asyncio.gather(*(ws_hub.publish(layer, group, message) for group in groups))
 
 
 def push(event_type: str, data: dict[str, Any], *, groups: list[str]) -> bool:
@@ -160,7 +160,7 @@ async def apush(
         if layer is None:
             return False
         for group in groups:
-            await layer.group_send(group, {**message, "group": group})
+            await ws_hub.publish(layer, group, message)
     except Exception:  # noqa: BLE001 - a push must never break the caller's work.
         push_failures += 1
         logger.warning("Realtime push of %s to %s failed", event_type, groups, exc_info=True)

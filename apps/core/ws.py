@@ -58,6 +58,7 @@ class CloseCode(IntEnum):
     HEARTBEAT_TIMEOUT = 4408
     TOO_MANY_CONNECTIONS = 4429
     SERVER_ERROR = 4500  # Daphne lets a server send only 1000 or 3000-4999, not 1011
+    RESUBSCRIBED = ws_hub.SERVICE_RESTART
 
 
 # The documented table (README and the management API's docs render it).
@@ -77,6 +78,10 @@ CLOSE_CODES: dict[int, str] = {
         "The user already has WS_MAX_CONNECTIONS_PER_USER live connections (all processes)."
     ),
     CloseCode.SERVER_ERROR: "The server failed while serving the socket; reconnect.",
+    CloseCode.RESUBSCRIBED: (
+        "The server's subscription to Redis broke and was renewed: reconnect, then sync what "
+        "was missed."
+    ),
 }
 
 _SERVER = f"{socket.gethostname()}:{os.getpid()}"

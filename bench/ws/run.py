@@ -47,6 +47,9 @@ BENCH_ENV = {
     "WS_HEARTBEAT_TIMEOUT_SECONDS": "600",
     "LOG_LEVEL": "WARNING",
 }
+# Daphne's options as the Dockerfile and docker-compose.yml run it (protocol pings every 120 s:
+# the application's own heartbeat already pings every socket every 30 s).
+DAPHNE_OPTIONS = ["--ping-interval", "120"]
 ORG_SIZE = 50
 GOAL_P99_MS = 50  # issue 19: one event to all 50 members at 10 events/s, 2,000 sockets open
 ISSUE_BASELINE_P99_MS = 482  # what issue 19 measured before the fan-out work
@@ -100,6 +103,37 @@ def print_profile(probe_out: str) -> None:
     print(f"\nDaphne profile of (b), {probe_out}.prof (top 25 by own time):")
     pstats.Stats(f"{probe_out}.prof").sort_stats("tottime").print_stats(25)
     print(f"garbage collections during (b): {Path(probe_out + '.json').read_text()}")
+
+
+def print_trace(probe_out: str, members: list, count: int) -> None:
+    """Where each slow event of (b) lost its time: Daphne's sends vs the clients' receipts, and
+    the event-loop callbacks over 5 ms (``daphne_probe.py`` with ``WS_PROBE_TRACE``)."""
+    trace = json.loads(Path(probe_out + ".trace.json").read_text())
+    sends = trace["events"]
+    rows = []
+    for seq in range(count):
+        got = [s.received[seq] * 1000 for s in members if seq in s.received]
+        first_last = sends.get(str(seq)) or [float("nan")]
+        rows.append((max(got) if got else float("nan"), seq, first_last[0], first_last[-1]))
+    first = [r[2] for r in rows]
+    last = [r[3] for r in rows]
+    print("\nTrace of (b): publication -> Daphne's first / last send (ms)")
+    print(f"  first send p50={percentile(first, 50):7.2f}  p99={percentile(first, 99):7.2f}")
+    print(f"  last send  p50={percentile(last, 50):7.2f}  p99={percentile(last, 99):7.2f}")
+    print("  slowest events: last receipt / first send / last send (ms)")
+    for received, seq, first_send, last_send in sorted(rows, reverse=True)[:8]:
+        at = trace["published"].get(str(seq), 0) % 1000
+        print(
+            f"    seq {seq:>4} at {at:8.3f} s: {received:8.2f} / {first_send:8.2f} / "
+            f"{last_send:8.2f}"
+        )
+    slow = trace["slow"]
+    print(f"  event-loop callbacks over 5 ms: {len(slow)}")
+    for at, ms, cpu_ms, what in sorted(slow, key=lambda row: -row[1])[:15]:
+        print(f"    at {at % 1000:8.3f} s {ms:7.1f} ms (CPU {cpu_ms:5.1f} ms) {what}")
+    print("  garbage collections over 5 ms (at, ms, CPU ms, generation, thread):")
+    for row in trace["gc"]:
+        print(f"    {row[0] % 1000:8.3f} s {row[1:]}")
 
 
 # --- the publisher (a separate process) -----------------------------------------------------------
@@ -230,10 +264,12 @@ async def bench(args, users, tokens) -> None:
     limit = raise_fd_limit(args.connections * 2 + 1024)
     env = dict(os.environ)  # BENCH_ENV defaults, overridable from the environment
     port = free_port()
-    probe_out = str(Path(args.profile) / "ws-probe") if args.profile else ""
+    probe_dir = args.profile or args.trace
+    probe_out = str(Path(probe_dir) / "ws-probe") if probe_dir else ""
     if probe_out:
-        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        Path(probe_dir).mkdir(parents=True, exist_ok=True)
         env["WS_PROBE_OUT"] = probe_out
+        env["WS_PROBE_TRACE"] = "1" if args.trace else "0"
     daphne = subprocess.Popen(
         [
             sys.executable,
@@ -248,6 +284,7 @@ async def bench(args, users, tokens) -> None:
             "127.0.0.1",
             "-p",
             str(port),
+            *DAPHNE_OPTIONS,
             "config.asgi:application",
         ],
         env=env,
@@ -352,7 +389,10 @@ async def bench(args, users, tokens) -> None:
         print(f"  events seen by the {n - len(members)} sockets of other orgs: {others}")
         if probe_out:
             await asyncio.sleep(2)
-            print_profile(probe_out)
+            if args.trace:
+                print_trace(probe_out, members, count)
+            else:
+                print_profile(probe_out)
 
         # (a) once more, to show the run-to-run spread on a shared machine.
         for s in sockets:
@@ -420,6 +460,12 @@ def main() -> None:
         default="",
         metavar="DIR",
         help="run Daphne under cProfile during (b) and print where its time went",
+    )
+    parser.add_argument(
+        "--trace",
+        default="",
+        metavar="DIR",
+        help="record Daphne's send times and slow event-loop callbacks during (b), no profiler",
     )
     args = parser.parse_args()
     _orgs, users, tokens = prepare(args.connections)

@@ -76,3 +76,68 @@ def test_receives_from_successive_event_loops_share_one_layer():
         return await asyncio.wait_for(receiving, 10)
 
     assert [asyncio.run(once(n))["n"] for n in range(3)] == [0, 1, 2]
+
+
+def _cancel_after(steps: int, coro_fn) -> tuple[bool, bool]:
+    """Start ``coro_fn()``, let the loop run ``steps`` times, cancel it; returns whether the
+    cancel was requested (the task was still running) and whether the task then ended
+    cancelled within half a second (less than one blocking read of the layer)."""
+
+    async def scenario():
+        task = asyncio.ensure_future(coro_fn())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        requested = task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+        ended_cancelled = task.done() and task.cancelled()
+        if not task.done():  # the bug: the task carries on; stop it for the next round
+            task.cancel()
+            await asyncio.wait({task}, timeout=5)
+        elif not task.cancelled():
+            task.result()
+        return requested, ended_cancelled
+
+    return scenario()
+
+
+def test_a_cancellation_during_a_write_is_never_swallowed():
+    """On Python 3.11 ``asyncio.wait_for`` (redis-py's write with a socket timeout) drops a
+    cancellation that arrives once the write finished: the command then completed as if never
+    cancelled. The layer's connections raise it. Every loop step of a command is tried."""
+    layer = _layer()
+
+    async def all_steps():
+        client = layer.connection(0)
+        await client.ping()
+        swallowed = []
+        for steps in range(12):
+            requested, ended_cancelled = await _cancel_after(steps, client.ping)
+            if requested and not ended_cancelled:
+                swallowed.append(steps)
+        # The connection dropped by a cancelled write is replaced: the client still works.
+        assert await client.ping() is True
+        await layer.flush()
+        return swallowed
+
+    assert asyncio.run(all_steps()) == []
+
+
+def test_a_receive_cancelled_at_any_step_ends_at_once():
+    """A consumer's receive cancelled anywhere (taking the lock, reconnecting after another
+    receive dropped the connection, sending EVAL or BZPOPMIN, reading) ends without waiting
+    for the blocking read: the live shutdown test's lingering monitor consumer."""
+    layer = _layer()
+
+    async def all_steps():
+        lingered = []
+        for steps in range(40):
+            channel = await layer.new_channel()
+            requested, ended_cancelled = await _cancel_after(
+                steps, lambda channel=channel: layer.receive(channel)
+            )
+            if requested and not ended_cancelled:
+                lingered.append(steps)
+        await layer.flush()
+        return lingered
+
+    assert asyncio.run(all_steps()) == []

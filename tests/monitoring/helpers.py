@@ -1,37 +1,41 @@
-"""Listening on a channel-layer group from a sync test, and a tiny HTTP receiver for webhooks."""
+"""Listening on a realtime group from a sync test, and a tiny HTTP receiver for webhooks."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from asgiref.sync import async_to_sync
+import redis
 from channels.layers import get_channel_layer
+from django.conf import settings
+
+from apps.core import ws_hub
 
 
 class GroupListener:
-    """A fresh channel subscribed to ``groups``; ``messages(window)`` returns what arrived."""
+    """Subscribed to ``groups`` as a Daphne process's hub is (one pub/sub channel per group,
+    ``apps.core.ws_hub``); ``messages(window)`` returns what arrived."""
 
     def __init__(self, *groups: str) -> None:
         self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        for group in groups:
-            async_to_sync(self.layer.group_add)(group, self.channel)
+        self.pubsub = redis.Redis.from_url(settings.REDIS_URL).pubsub()
+        self.pubsub.subscribe(*(ws_hub.hub_channel(self.layer, group) for group in groups))
+        confirmed = 0
+        deadline = time.monotonic() + 5
+        while confirmed < len(groups) and time.monotonic() < deadline:
+            raw = self.pubsub.get_message(timeout=0.5)
+            confirmed += raw is not None and raw["type"] == "subscribe"
 
     def messages(self, window: float = 0.3) -> list[dict]:
-        async def collect():
-            found = []
-            while True:
-                try:
-                    found.append(
-                        await asyncio.wait_for(self.layer.receive(self.channel), timeout=window)
-                    )
-                except TimeoutError:
-                    return found
-
-        return async_to_sync(collect)()
+        found = []
+        while True:
+            raw = self.pubsub.get_message(timeout=window)
+            if raw is None:
+                return found
+            if raw["type"] == "message":
+                found.append(self.layer.deserialize(raw["data"]))
 
     def events(self, window: float = 0.3) -> list[dict]:
         return [m["event"] for m in self.messages(window) if m["type"] == "realtime.event"]
