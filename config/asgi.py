@@ -5,6 +5,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Daphne runs every request in a thread of its own: PostgreSQL connections come from a bounded
+# pool here instead of one persistent connection per request thread (DB_POOL in settings).
+os.environ.setdefault("DB_POOL", "true")
 # Django must be set up before the routing imports consumers and models.
 django_asgi_app = get_asgi_application()
 

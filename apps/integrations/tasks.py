@@ -52,5 +52,13 @@ def webhook_event_process(self, *, event_id: int) -> str:
         countdown = random.uniform(0.1, 0.5) * (2**self.request.retries)
         # The retry is due in ``countdown``: the claim lasts until then, so the sweep leaves
         # the event to it, and takes it over only if the retry is lost with a killed worker.
-        webhooks.webhook_event_release(event_id=event_id, countdown=countdown)
+        try:
+            webhooks.webhook_event_release(event_id=event_id, countdown=countdown)
+        except OperationalError:
+            # The database is out of reach (refused connection, "too many clients"): retry all
+            # the same. Without the release, a claim taken before the error keeps the event
+            # until its lease expires (the retry then skips it and the sweep takes it up); with
+            # none taken, the retry claims it. Raising here instead lost the retry, leaving an
+            # unclaimed event to the sweep after the broker's visibility timeout (half an hour).
+            pass
         raise self.retry(exc=exc, countdown=countdown) from exc

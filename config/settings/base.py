@@ -163,6 +163,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if _db_options["server_side_binding"]:
         # Executions before psycopg prepares a statement (Django's default None: never).
         _db_options["prepare_threshold"] = env.int("DB_PREPARE_THRESHOLD", default=5)
+    # A connection pool instead of persistent connections (config/asgi.py switches it on for the
+    # web process): under ASGI each request runs in a thread of its own, and a persistent
+    # connection per request thread piled up until PostgreSQL refused clients ("too many
+    # clients" at 40 webhooks/s in bench/e2e; 64 connections from 8 clients in bench/ingest).
+    if env.bool("DB_POOL", default=False):
+        _db_options["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+            "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=10),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django requires 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: REDIS_URL, or the embedded Redis on a unix socket under var/ when unset ---------------

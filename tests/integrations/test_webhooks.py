@@ -567,3 +567,30 @@ def test_process_task_retries_a_deadlocked_attempt_promptly(monkeypatch):
     with pytest.raises(ValueError):
         tasks.webhook_event_process.run(event_id=7)
     assert len(retries) == 1
+
+
+def test_process_task_retries_when_the_database_is_out_of_reach(monkeypatch):
+    """Too many clients (or a refused connection) fails the attempt AND the claim's release:
+    the task still schedules its retry (it used to raise from the release, and the event then
+    waited for the sweep after the broker's visibility timeout)."""
+    from celery.exceptions import Retry
+    from django.db import OperationalError
+
+    from apps.integrations import tasks
+
+    def refused(**kwargs):
+        raise OperationalError("sorry, too many clients already")
+
+    retries = []
+
+    def fake_retry(*, exc, countdown):
+        retries.append((str(exc), countdown))
+        return Retry(exc=exc, when=countdown)
+
+    monkeypatch.setattr(webhooks, "webhook_event_process", refused)
+    monkeypatch.setattr(webhooks, "webhook_event_release", refused)
+    monkeypatch.setattr(tasks.webhook_event_process, "retry", fake_retry)
+    with pytest.raises(Retry):
+        tasks.webhook_event_process.run(event_id=7)
+    assert [message for message, _countdown in retries] == ["sorry, too many clients already"]
+    assert 0 < retries[0][1] <= 1
