@@ -201,6 +201,9 @@ def test_burst_on_one_connection_with_workers_killed_answers_everyone_once(
     wanted = {text for _, text in texts}
     try:
         wait_until(lambda: wanted <= set(answered()), timeout=BOUND_SECONDS + 30, interval=0.2)
+    except AssertionError:
+        _explain_unanswered(org, wanted - set(answered()))
+        raise
     finally:
         done = time.monotonic()
     after_last_kill = done - last_kill
@@ -237,3 +240,34 @@ def test_burst_on_one_connection_with_workers_killed_answers_everyone_once(
     assert Message.objects.filter(org=org, sender_kind=Message.SenderKind.AI).count() == len(
         gewe.sent
     )
+
+
+def _explain_unanswered(org, missing: set[str]) -> None:
+    """Print where each unanswered message stopped (its webhook event, turn and reply rows)."""
+    print(f"\n[fault burst] {len(missing)} unanswered: {sorted(missing)[:10]}")
+    for text in sorted(missing)[:10]:
+        inbound = Message.objects.filter(org=org, text=text).first()
+        events = list(
+            WebhookEvent.objects.filter(org=org, payload__icontains=text).values_list(
+                "id", "status", "attempts", "claimed_until", "error"
+            )
+        )
+        print(f"  {text}: events {events}")
+        if inbound is None:
+            continue
+        conversation = inbound.conversation
+        turns = list(
+            AITurn.objects.filter(conversation=conversation).values_list(
+                "id", "status", "last_message_id", "attempts", "lease_until", "error"
+            )
+        )
+        replies = list(
+            Message.objects.filter(conversation=conversation, direction="outbound").values_list(
+                "id", "status", "attempts", "error"
+            )
+        )
+        print(
+            f"    message {inbound.pk}; conversation {conversation.pk} mode {conversation.mode} "
+            f"answered up to {conversation.ai_answered_message_id}; turns {turns}; "
+            f"replies {replies}"
+        )
