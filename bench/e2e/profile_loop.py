@@ -85,16 +85,9 @@ def main() -> None:
 
     url = common.bench_database_url("bench_profile")
     common.recreate_database(url)
-    env = common.env_for(
-        url,
-        CELERY_EAGER="1",
-        DB_CONN_MAX_AGE="600",
-        WECHAT_SEND_DELAY_SCALE="0",
-        CONVERSATION_MERGE_WINDOW_SECONDS="0",
-        WECHAT_SEND_ORG_LIMIT_PER_MINUTE="1000000",
-        WECHAT_SEND_GLOBAL_LIMIT_PER_MINUTE="1000000",
-        WEBHOOK_RATE_LIMIT_PER_MINUTE="0",
-    )
+    from run import LOOP_ENV
+
+    env = common.env_for(url, CELERY_EAGER="1", **LOOP_ENV)
     common.migrate(env)
     common.setup_django(env)
 

@@ -50,6 +50,15 @@ import cpu_sample  # noqa: E402
 import stage_profile  # noqa: E402
 
 CONVERSATIONS = 200
+# The loop as every core-loop bench runs it: instant sends, no merge window, no limits in the way.
+LOOP_ENV = {
+    "DB_CONN_MAX_AGE": "600",
+    "WECHAT_SEND_DELAY_SCALE": "0",
+    "CONVERSATION_MERGE_WINDOW_SECONDS": "0",
+    "WECHAT_SEND_ORG_LIMIT_PER_MINUTE": "1000000",
+    "WECHAT_SEND_GLOBAL_LIMIT_PER_MINUTE": "1000000",
+    "WEBHOOK_RATE_LIMIT_PER_MINUTE": "0",
+}
 TOKEN = re.compile(r"Q[0-9A-Za-z]+Q\d{5}")
 
 
@@ -477,15 +486,7 @@ def main() -> None:
 
     url = common.bench_database_url("bench_e2e")
     common.recreate_database(url)
-    env = common.env_for(
-        url,
-        DB_CONN_MAX_AGE="600",
-        WECHAT_SEND_DELAY_SCALE="0",
-        CONVERSATION_MERGE_WINDOW_SECONDS="0",
-        WECHAT_SEND_ORG_LIMIT_PER_MINUTE="1000000",
-        WECHAT_SEND_GLOBAL_LIMIT_PER_MINUTE="1000000",
-        WEBHOOK_RATE_LIMIT_PER_MINUTE="0",
-    )
+    env = common.env_for(url, **LOOP_ENV)
     common.migrate(env)
     common.setup_django(env)
 
